@@ -1,0 +1,1 @@
+# Jinja interpreter + chat templates: sources and tests (owned by its author)

@@ -1,0 +1,1 @@
+# BPE tokenizer: sources and tests (owned by its author)
