@@ -1,0 +1,1 @@
+# slime_safetensors: reader/writer (owned by its author)
