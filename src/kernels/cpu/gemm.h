@@ -1,0 +1,22 @@
+// Matrix products for the CPU backend: KokkosBlas::gemm over contiguous row-major matrices (OpenBLAS underneath).
+// Every call is counted (calls, FLOPs, seconds) so benchmarks can report the share of time spent in GEMMs.
+#pragma once
+
+#include <cstdint>
+
+namespace slime::cpu {
+
+// C[M, N] = alpha * op(A) @ op(B) + beta * C, all row-major and contiguous.
+// op(A) is A [M, K] (trans_a = false) or A^T where A is stored [K, M]; likewise op(B) is B [K, N] or B^T of [N, K].
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C);
+
+struct GemmStats {
+  int64_t calls = 0;
+  double flops = 0;
+  double seconds = 0;
+};
+GemmStats& gemm_stats();
+void reset_gemm_stats();
+
+}  // namespace slime::cpu
