@@ -30,7 +30,11 @@ struct TempDir {
     fs::remove_all(path);
     fs::create_directories(path);
   }
-  ~TempDir() { fs::remove_all(path); }
+  ~TempDir() {
+    fs::remove_all(path);
+    std::error_code ignored;
+    fs::remove(fs::path(path).parent_path(), ignored);  // the per-process folder, once empty
+  }
   std::string operator/(const std::string& file) const { return path + "/" + file; }
 };
 
