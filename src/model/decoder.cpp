@@ -1,0 +1,297 @@
+#include "model/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/cpu/ops.h"
+
+namespace slime::model {
+namespace {
+
+float* F(const Tensor& t) { return t.data<float>(); }
+Tensor empty_f32(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
+
+std::string layer_name(int64_t layer, const std::string& suffix) {
+  return cat("decoder.layers.", layer, ".", suffix);
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+}  // namespace
+
+PackedBatch PackedBatch::from_sequences(const std::vector<std::vector<int64_t>>& sequences) {
+  PackedBatch b;
+  b.cu_seqlens.push_back(0);
+  for (const auto& seq : sequences) {
+    for (size_t i = 0; i < seq.size(); ++i) {
+      b.tokens.push_back(seq[i]);
+      b.positions.push_back(static_cast<int64_t>(i));
+    }
+    b.cu_seqlens.push_back(static_cast<int64_t>(b.tokens.size()));
+  }
+  return b;
+}
+
+void PackedBatch::validate(int64_t vocab_size) const {
+  SLIME_CHECK(!cu_seqlens.empty() && cu_seqlens.front() == 0 && cu_seqlens.back() == num_tokens(),
+              "packed batch: cu_seqlens must start at 0 and end at the token count ", num_tokens());
+  for (size_t i = 1; i < cu_seqlens.size(); ++i)
+    SLIME_CHECK(cu_seqlens[i] >= cu_seqlens[i - 1], "packed batch: cu_seqlens must not decrease (at ", i, ")");
+  SLIME_CHECK(positions.size() == tokens.size(), "packed batch: ", positions.size(), " positions for ",
+              tokens.size(), " tokens");
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    SLIME_CHECK(tokens[t] >= 0 && tokens[t] < vocab_size, "packed batch: token ", t, " has id ", tokens[t],
+                ", outside the vocabulary [0, ", vocab_size, ")");
+    SLIME_CHECK(positions[t] >= 0, "packed batch: token ", t, " has negative position ", positions[t]);
+  }
+}
+
+Decoder::Decoder(const ModelConfig& config) : config_(config) {
+  const ModelConfig& c = config_;
+  SLIME_CHECK(c.padded_vocab_size >= c.vocab_size, "padded vocab size ", c.padded_vocab_size, " < vocab size ",
+              c.vocab_size);
+  const int64_t h = c.hidden_size, d = c.head_dim, F = c.intermediate_size;
+  embedding_ = &params_.add("embedding.word_embeddings.weight", {c.padded_vocab_size, h}, 0);
+  layers_.resize(c.num_layers);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    LayerParams& p = layers_[l];
+    p.input_norm = &params_.add(layer_name(l, "self_attention.linear_qkv.layer_norm_weight"), {h});
+    p.qkv_weight = &params_.add(layer_name(l, "self_attention.linear_qkv.weight"), {c.qkv_rows(), h}, 0);
+    p.qkv_bias = c.qkv_bias ? &params_.add(layer_name(l, "self_attention.linear_qkv.bias"), {c.qkv_rows()}, 0)
+                            : nullptr;
+    p.q_norm = c.qk_norm ? &params_.add(layer_name(l, "self_attention.q_layernorm.weight"), {d}) : nullptr;
+    p.k_norm = c.qk_norm ? &params_.add(layer_name(l, "self_attention.k_layernorm.weight"), {d}) : nullptr;
+    p.proj_weight = &params_.add(layer_name(l, "self_attention.linear_proj.weight"), {h, c.num_heads * d}, 1);
+    p.mlp_norm = &params_.add(layer_name(l, "mlp.linear_fc1.layer_norm_weight"), {h});
+    p.fc1_weight = &params_.add(layer_name(l, "mlp.linear_fc1.weight"), {2 * F, h}, 0);
+    p.fc2_weight = &params_.add(layer_name(l, "mlp.linear_fc2.weight"), {h, F}, 1);
+  }
+  final_norm_ = &params_.add("decoder.final_layernorm.weight", {h});
+  if (!c.tie_word_embeddings) output_ = &params_.add("output_layer.weight", {c.padded_vocab_size, h}, 0);
+  inv_freq_ = rope_inv_freq(c);
+}
+
+const Param& Decoder::output_weight() const { return output_ ? *output_ : *embedding_; }
+Param& Decoder::output_weight() { return output_ ? *output_ : *embedding_; }
+
+int64_t Decoder::lm_head_chunk_rows() const {
+  const int64_t budget_floats = int64_t{16} << 20;  // 64 MiB of fp32 logits per chunk
+  return std::max<int64_t>(1, budget_floats / config_.padded_vocab_size);
+}
+
+void Decoder::layer_forward(const LayerParams& p, const Tensor& x, LayerActivations& a, BatchState& s) {
+  const ModelConfig& c = config_;
+  const int64_t T = x.dim(0), h = c.hidden_size, H = c.num_heads, G = c.num_kv_heads, d = c.head_dim;
+  const int64_t F_ = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  a.x_in = x;
+
+  // Attention block.
+  a.rstd_attn = empty_f32({T});
+  a.xn_attn = empty_f32({T, h});
+  cpu::rmsnorm_forward<float>(F(x), F(p.input_norm->value), eps, F(a.xn_attn), F(a.rstd_attn), T, h);
+  Tensor qkv = empty_f32({T, c.qkv_rows()});
+  cpu::linear_forward<float>(F(a.xn_attn), F(p.qkv_weight->value), p.qkv_bias ? F(p.qkv_bias->value) : nullptr,
+                             F(qkv), T, h, c.qkv_rows());
+  a.q = empty_f32({H, T, d});
+  a.k = empty_f32({G, T, d});
+  a.v = empty_f32({G, T, d});
+  if (c.qk_norm) {
+    a.q_raw = empty_f32({H, T, d});
+    a.k_raw = empty_f32({G, T, d});
+    cpu::qkv_to_heads<float>(F(qkv), F(a.q_raw), F(a.k_raw), F(a.v), T, H, G, d);
+    a.q_rstd = empty_f32({H * T});
+    a.k_rstd = empty_f32({G * T});
+    cpu::rmsnorm_forward<float>(F(a.q_raw), F(p.q_norm->value), eps, F(a.q), F(a.q_rstd), H * T, d);
+    cpu::rmsnorm_forward<float>(F(a.k_raw), F(p.k_norm->value), eps, F(a.k), F(a.k_rstd), G * T, d);
+  } else {
+    cpu::qkv_to_heads<float>(F(qkv), F(a.q), F(a.k), F(a.v), T, H, G, d);
+  }
+  cpu::rope_apply<float>(F(a.q), F(s.rope_cos), F(s.rope_sin), H, T, d, false);
+  cpu::rope_apply<float>(F(a.k), F(s.rope_cos), F(s.rope_sin), G, T, d, false);
+  a.attn_out = empty_f32({H, T, d});
+  a.lse = empty_f32({H, T});
+  const cpu::AttentionShape shape{T, H, G, d, s.batch.num_sequences()};
+  cpu::attention_forward<float>(shape, s.batch.cu_seqlens.data(), F(a.q), F(a.k), F(a.v),
+                                1.0f / std::sqrt(static_cast<float>(d)), F(a.attn_out), F(a.lse));
+  a.attn_tokens = empty_f32({T, H * d});
+  cpu::heads_to_tokens<float>(F(a.attn_out), F(a.attn_tokens), T, H, d);
+  a.x_mid = empty_f32({T, h});
+  cpu::linear_forward<float>(F(a.attn_tokens), F(p.proj_weight->value), nullptr, F(a.x_mid), T, H * d, h);
+  add_inplace(F(a.x_mid), F(x), T * h);
+
+  // MLP block.
+  a.rstd_mlp = empty_f32({T});
+  a.xn_mlp = empty_f32({T, h});
+  cpu::rmsnorm_forward<float>(F(a.x_mid), F(p.mlp_norm->value), eps, F(a.xn_mlp), F(a.rstd_mlp), T, h);
+  a.gate_up = empty_f32({T, 2 * F_});
+  cpu::linear_forward<float>(F(a.xn_mlp), F(p.fc1_weight->value), nullptr, F(a.gate_up), T, h, 2 * F_);
+  a.act = empty_f32({T, F_});
+  cpu::swiglu_forward<float>(F(a.gate_up), F(a.act), T, F_);
+}
+
+Tensor Decoder::run_layers(const PackedBatch& batch, bool keep, BatchState* state) {
+  const ModelConfig& c = config_;
+  batch.validate(c.vocab_size);
+  const int64_t T = batch.num_tokens(), h = c.hidden_size;
+  BatchState& s = *state;
+  s.batch = batch;
+  s.rope_cos = empty_f32({T, c.head_dim / 2});
+  s.rope_sin = empty_f32({T, c.head_dim / 2});
+  cpu::rope_tables<float>(inv_freq_.data(), c.head_dim / 2, batch.positions.data(), T, F(s.rope_cos),
+                          F(s.rope_sin));
+  Tensor x = empty_f32({T, h});
+  cpu::embedding_forward<float>(batch.tokens.data(), F(embedding_->value), F(x), T, h);
+  s.layers.assign(keep ? c.num_layers : 1, LayerActivations{});
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    LayerActivations& a = s.layers[keep ? l : 0];
+    layer_forward(layers_[l], x, a, s);
+    // Layer output = x_mid + fc2(act); written into a fresh tensor so x_mid stays intact for backward.
+    Tensor y = empty_f32({T, h});
+    cpu::linear_forward<float>(F(a.act), F(layers_[l].fc2_weight->value), nullptr, F(y), T, c.intermediate_size, h);
+    add_inplace(F(y), F(a.x_mid), T * h);
+    x = y;
+  }
+  s.x_final = x;
+  s.rstd_final = empty_f32({T});
+  s.hidden = empty_f32({T, h});
+  cpu::rmsnorm_forward<float>(F(x), F(final_norm_->value), static_cast<float>(c.rms_norm_eps), F(s.hidden),
+                              F(s.rstd_final), T, h);
+  return s.hidden;
+}
+
+Tensor Decoder::forward_logits(const PackedBatch& batch) {
+  BatchState scratch;
+  Tensor hidden = run_layers(batch, false, &scratch);
+  const int64_t T = batch.num_tokens();
+  Tensor logits = empty_f32({T, config_.padded_vocab_size});
+  cpu::linear_forward<float>(F(hidden), F(output_weight().value), nullptr, F(logits), T, config_.hidden_size,
+                             config_.padded_vocab_size);
+  return logits;
+}
+
+void Decoder::forward(const PackedBatch& batch, const std::vector<int64_t>& targets, float temperature,
+                      Tensor* logprobs, Tensor* entropy) {
+  const ModelConfig& c = config_;
+  SLIME_CHECK(static_cast<int64_t>(targets.size()) == batch.num_tokens(), "forward: ", targets.size(),
+              " targets for ", batch.num_tokens(), " tokens");
+  for (size_t t = 0; t < targets.size(); ++t)
+    SLIME_CHECK(targets[t] >= 0 && targets[t] < c.vocab_size, "forward: target ", t, " is ", targets[t],
+                ", outside the vocabulary [0, ", c.vocab_size, ")");
+  SLIME_CHECK(temperature > 0, "forward: temperature must be positive, got ", temperature);
+  state_ = BatchState{};
+  run_layers(batch, true, &state_);
+  BatchState& s = state_;
+  const int64_t T = batch.num_tokens(), h = c.hidden_size, V = c.padded_vocab_size;
+  s.targets = targets;
+  s.inv_temperature = 1.0f / temperature;
+  s.with_entropy = entropy != nullptr;
+  s.lse = empty_f32({T});
+  *logprobs = empty_f32({T});
+  if (entropy) *entropy = empty_f32({T});
+  const int64_t chunk = lm_head_chunk_rows();
+  Tensor logits = empty_f32({std::min(chunk, std::max<int64_t>(T, 1)), V});
+  for (int64_t r0 = 0; r0 < T; r0 += chunk) {
+    const int64_t rows = std::min(chunk, T - r0);
+    cpu::linear_forward<float>(F(s.hidden) + r0 * h, F(output_weight().value), nullptr, F(logits), rows, h, V);
+    const cpu::LogitsShape shape{rows, V, c.vocab_size};
+    cpu::logprob_entropy_forward<float>(shape, F(logits), s.targets.data() + r0, s.inv_temperature,
+                                        F(*logprobs) + r0, entropy ? F(*entropy) + r0 : nullptr, F(s.lse) + r0);
+  }
+  s.valid = true;
+}
+
+Tensor Decoder::layer_backward(const LayerParams& p, const Tensor& dy, LayerActivations& a, BatchState& s) {
+  const ModelConfig& c = config_;
+  const int64_t T = dy.dim(0), h = c.hidden_size, H = c.num_heads, G = c.num_kv_heads, d = c.head_dim;
+  const int64_t F_ = c.intermediate_size;
+
+  // MLP block: y = x_mid + fc2(swiglu(fc1(norm(x_mid)))).
+  Tensor dact = empty_f32({T, F_});
+  cpu::linear_backward<float>(F(a.act), F(p.fc2_weight->value), F(dy), F(dact), F(p.fc2_weight->grad), nullptr, T,
+                              F_, h);
+  Tensor dgate_up = empty_f32({T, 2 * F_});
+  cpu::swiglu_backward<float>(F(a.gate_up), F(dact), F(dgate_up), T, F_);
+  Tensor dxn = empty_f32({T, h});
+  cpu::linear_backward<float>(F(a.xn_mlp), F(p.fc1_weight->value), F(dgate_up), F(dxn), F(p.fc1_weight->grad),
+                              nullptr, T, h, 2 * F_);
+  Tensor dx_mid = empty_f32({T, h});
+  cpu::rmsnorm_backward<float>(F(a.x_mid), F(p.mlp_norm->value), F(a.rstd_mlp), F(dxn), F(dx_mid),
+                               F(p.mlp_norm->grad), T, h);
+  add_inplace(F(dx_mid), F(dy), T * h);
+
+  // Attention block: x_mid = x_in + proj(attention(rope(norm_qk(split(qkv(norm(x_in))))))).
+  Tensor dattn_tokens = empty_f32({T, H * d});
+  cpu::linear_backward<float>(F(a.attn_tokens), F(p.proj_weight->value), F(dx_mid), F(dattn_tokens),
+                              F(p.proj_weight->grad), nullptr, T, H * d, h);
+  Tensor dattn = empty_f32({H, T, d});
+  cpu::tokens_to_heads<float>(F(dattn_tokens), F(dattn), T, H, d);
+  Tensor dq = empty_f32({H, T, d}), dk = empty_f32({G, T, d}), dv = empty_f32({G, T, d});
+  const cpu::AttentionShape shape{T, H, G, d, s.batch.num_sequences()};
+  cpu::attention_backward<float>(shape, s.batch.cu_seqlens.data(), F(a.q), F(a.k), F(a.v), F(a.attn_out), F(a.lse),
+                                 F(dattn), 1.0f / std::sqrt(static_cast<float>(d)), F(dq), F(dk), F(dv));
+  cpu::rope_apply<float>(F(dq), F(s.rope_cos), F(s.rope_sin), H, T, d, true);
+  cpu::rope_apply<float>(F(dk), F(s.rope_cos), F(s.rope_sin), G, T, d, true);
+  if (c.qk_norm) {
+    Tensor dq_raw = empty_f32({H, T, d}), dk_raw = empty_f32({G, T, d});
+    cpu::rmsnorm_backward<float>(F(a.q_raw), F(p.q_norm->value), F(a.q_rstd), F(dq), F(dq_raw), F(p.q_norm->grad),
+                                 H * T, d);
+    cpu::rmsnorm_backward<float>(F(a.k_raw), F(p.k_norm->value), F(a.k_rstd), F(dk), F(dk_raw), F(p.k_norm->grad),
+                                 G * T, d);
+    dq = dq_raw;
+    dk = dk_raw;
+  }
+  Tensor dqkv = empty_f32({T, c.qkv_rows()});
+  cpu::heads_to_qkv<float>(F(dq), F(dk), F(dv), F(dqkv), T, H, G, d);
+  Tensor dxn_attn = empty_f32({T, h});
+  cpu::linear_backward<float>(F(a.xn_attn), F(p.qkv_weight->value), F(dqkv), F(dxn_attn), F(p.qkv_weight->grad),
+                              p.qkv_bias ? F(p.qkv_bias->grad) : nullptr, T, h, c.qkv_rows());
+  Tensor dx = empty_f32({T, h});
+  cpu::rmsnorm_backward<float>(F(a.x_in), F(p.input_norm->value), F(a.rstd_attn), F(dxn_attn), F(dx),
+                               F(p.input_norm->grad), T, h);
+  add_inplace(F(dx), F(dx_mid), T * h);
+  return dx;
+}
+
+void Decoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
+  SLIME_CHECK(state_.valid, "backward() needs a preceding forward() with the activations kept");
+  BatchState& s = state_;
+  const ModelConfig& c = config_;
+  const int64_t T = s.batch.num_tokens(), h = c.hidden_size, V = c.padded_vocab_size;
+  SLIME_CHECK(dlogprobs.numel() == T, "backward: dlogprobs has ", dlogprobs.numel(), " values for ", T, " tokens");
+  SLIME_CHECK(!dentropy.defined() || dentropy.numel() == T, "backward: dentropy has ", dentropy.numel(),
+              " values for ", T, " tokens");
+  SLIME_CHECK(!dentropy.defined() || s.with_entropy, "backward: entropy gradient given but forward() computed none");
+
+  // LM head, chunk by chunk: recompute logits, turn d(logprob, entropy) into dlogits, then into dhidden and dW.
+  Tensor dhidden = empty_f32({T, h});
+  Param& out = output_weight();
+  const int64_t chunk = lm_head_chunk_rows();
+  Tensor logits = empty_f32({std::min(chunk, std::max<int64_t>(T, 1)), V});
+  Tensor dlogits = empty_f32({std::min(chunk, std::max<int64_t>(T, 1)), V});
+  for (int64_t r0 = 0; r0 < T; r0 += chunk) {
+    const int64_t rows = std::min(chunk, T - r0);
+    cpu::linear_forward<float>(F(s.hidden) + r0 * h, F(out.value), nullptr, F(logits), rows, h, V);
+    const cpu::LogitsShape shape{rows, V, c.vocab_size};
+    cpu::logprob_entropy_backward<float>(shape, F(logits), s.targets.data() + r0, s.inv_temperature, F(s.lse) + r0,
+                                         F(dlogprobs) + r0, dentropy.defined() ? F(dentropy) + r0 : nullptr,
+                                         F(dlogits));
+    cpu::linear_backward<float>(F(s.hidden) + r0 * h, F(out.value), F(dlogits), F(dhidden) + r0 * h, F(out.grad),
+                                nullptr, rows, h, V);
+  }
+  Tensor dx = empty_f32({T, h});
+  cpu::rmsnorm_backward<float>(F(s.x_final), F(final_norm_->value), F(s.rstd_final), F(dhidden), F(dx),
+                               F(final_norm_->grad), T, h);
+  for (int64_t l = c.num_layers - 1; l >= 0; --l) {
+    dx = layer_backward(layers_[l], dx, s.layers[l], s);
+    s.layers[l] = LayerActivations{};  // free as we go
+  }
+  cpu::embedding_backward<float>(s.batch.tokens.data(), F(dx), F(embedding_->grad), T, h);
+  state_ = BatchState{};
+}
+
+}  // namespace slime::model

@@ -1,0 +1,116 @@
+// The decoder-only transformer on the CPU backend (fp32): forward and backward over packed sequences.
+//
+//   tokens -> embedding -> L x [ RMSNorm -> fused QKV (+bias) -> [QK-norm] -> RoPE -> causal GQA attention
+//                                 -> output projection -> +residual
+//                                 RMSNorm -> fused fc1 [gate | up] -> SwiGLU -> fc2 -> +residual ]
+//          -> final RMSNorm -> LM head (tied or own weight) -> log-softmax(logits / temperature)
+//
+// Training never materialises [tokens, vocab] logits for the whole batch: the LM head and the log-prob/entropy
+// are computed in row chunks, and the backward recomputes each chunk's logits.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/config.h"
+#include "model/params.h"
+
+namespace slime::model {
+
+// Sequences packed end to end (Megatron's "thd" layout): no padding between them.
+struct PackedBatch {
+  std::vector<int64_t> tokens;      // [T]
+  std::vector<int64_t> positions;   // [T] position of each token in its sequence (RoPE)
+  std::vector<int64_t> cu_seqlens;  // [B + 1] sequence boundaries, cu_seqlens[0] = 0, back() = T
+
+  static PackedBatch from_sequences(const std::vector<std::vector<int64_t>>& sequences);
+  int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
+  int64_t num_sequences() const { return static_cast<int64_t>(cu_seqlens.size()) - 1; }
+  // Checks shapes and that every token id is below vocab_size; errors say which token is wrong.
+  void validate(int64_t vocab_size) const;
+};
+
+class Decoder {
+ public:
+  // Registers every parameter (zero-initialised) under its Megatron name.
+  explicit Decoder(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+  ParamRegistry& params() { return params_; }
+  const ParamRegistry& params() const { return params_; }
+
+  // Logits [T, padded_vocab] for every token; keeps no activations (inference, tests).
+  Tensor forward_logits(const PackedBatch& batch);
+
+  // Training forward: log-probability [T] of targets[t] under softmax(logits_t / temperature) and, if entropy is
+  // not null, that distribution's entropy [T]. Keeps the activations backward() needs.
+  void forward(const PackedBatch& batch, const std::vector<int64_t>& targets, float temperature, Tensor* logprobs,
+               Tensor* entropy);
+
+  // Accumulates parameter gradients (params().all()[i].grad) of a loss given dloss/dlogprob [T] and
+  // dloss/dentropy [T] (an undefined tensor means zero). Call after forward(); releases the activations.
+  void backward(const Tensor& dlogprobs, const Tensor& dentropy);
+
+  // Rows of the LM head processed at once (bounds the [rows, vocab] logits buffer).
+  int64_t lm_head_chunk_rows() const;
+
+ private:
+  struct LayerParams {
+    Param* input_norm;    // linear_qkv.layer_norm_weight [h]
+    Param* qkv_weight;    // linear_qkv.weight [(H + 2G) d, h]
+    Param* qkv_bias;      // linear_qkv.bias [(H + 2G) d] or null
+    Param* q_norm;        // q_layernorm.weight [d] or null
+    Param* k_norm;        // k_layernorm.weight [d] or null
+    Param* proj_weight;   // linear_proj.weight [h, H d]
+    Param* mlp_norm;      // linear_fc1.layer_norm_weight [h]
+    Param* fc1_weight;    // linear_fc1.weight [2F, h]
+    Param* fc2_weight;    // linear_fc2.weight [h, F]
+  };
+  // What one layer keeps for its backward pass.
+  struct LayerActivations {
+    Tensor x_in;              // [T, h] layer input (residual stream)
+    Tensor rstd_attn;         // [T]
+    Tensor xn_attn;           // [T, h] normed input of the QKV projection
+    Tensor q_raw, k_raw;      // [H|G, T, d] before QK-norm (Qwen3 only)
+    Tensor q_rstd, k_rstd;    // [H|G * T]
+    Tensor q, k, v;           // [H|G, T, d] attention operands (after QK-norm and RoPE)
+    Tensor attn_out, lse;     // [H, T, d], [H, T]
+    Tensor attn_tokens;       // [T, H d] input of the output projection
+    Tensor x_mid;             // [T, h] after the attention residual
+    Tensor rstd_mlp;          // [T]
+    Tensor xn_mlp;            // [T, h]
+    Tensor gate_up;           // [T, 2F]
+    Tensor act;               // [T, F]
+  };
+  struct BatchState {
+    PackedBatch batch;
+    Tensor rope_cos, rope_sin;  // [T, d/2]
+    std::vector<LayerActivations> layers;
+    Tensor x_final;             // [T, h] input of the final norm
+    Tensor rstd_final;          // [T]
+    Tensor hidden;              // [T, h] final normed hidden states
+    std::vector<int64_t> targets;
+    float inv_temperature = 1.0f;
+    Tensor lse;                 // [T] of logits / temperature
+    bool with_entropy = false;
+    bool valid = false;
+  };
+
+  Tensor run_layers(const PackedBatch& batch, bool keep, BatchState* state);
+  void layer_forward(const LayerParams& p, const Tensor& x, LayerActivations& a, BatchState& s);
+  Tensor layer_backward(const LayerParams& p, const Tensor& dx, LayerActivations& a, BatchState& s);
+  const Param& output_weight() const;
+  Param& output_weight();
+
+  ModelConfig config_;
+  ParamRegistry params_;
+  Param* embedding_ = nullptr;
+  Param* final_norm_ = nullptr;
+  Param* output_ = nullptr;  // null when tied to the embedding
+  std::vector<LayerParams> layers_;
+  std::vector<float> inv_freq_;
+  BatchState state_;
+};
+
+}  // namespace slime::model

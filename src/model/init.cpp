@@ -1,0 +1,44 @@
+#include "model/init.h"
+
+#include <algorithm>
+
+#include "core/rng.h"
+
+namespace slime::model {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+uint64_t param_stream(const std::string& name) {
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char ch : name) {
+    hash ^= ch;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+void init_random(const ModelConfig& config, ParamRegistry& params, uint64_t seed, float stddev) {
+  for (Param& p : params.all()) {
+    float* v = p.value.data<float>();
+    const int64_t n = p.value.numel();
+    if (ends_with(p.name, "layer_norm_weight") || ends_with(p.name, "layernorm.weight")) {
+      std::fill(v, v + n, 1.0f);
+    } else if (ends_with(p.name, ".bias")) {
+      std::fill(v, v + n, 0.0f);
+    } else {
+      const uint64_t stream = param_stream(p.name);
+      for (int64_t i = 0; i < n; ++i) v[i] = stddev * philox_normal(seed, stream, static_cast<uint64_t>(i));
+      if (p.name == "embedding.word_embeddings.weight" || p.name == "output_layer.weight") {
+        const int64_t width = p.value.dim(1);
+        std::fill(v + config.vocab_size * width, v + n, 0.0f);  // vocab padding rows
+      }
+    }
+  }
+}
+
+}  // namespace slime::model
