@@ -1,0 +1,20 @@
+// The CUDA device as the rest of the program sees it (plain C++ header: no CUDA types).
+#pragma once
+
+#include <string>
+
+namespace slime::cuda {
+
+int device_count();  // 0 when no driver or no GPU
+// Binds this process to `device` and registers the Device::CUDA allocator for slime::Tensor.
+void init_device(int device);
+std::string device_name(int device);
+void synchronize();
+
+// Host <-> device copies of raw bytes (device pointers from Tensor::raw() of CUDA tensors).
+void copy_to_device(void* device_dst, const void* host_src, size_t bytes);
+void copy_to_host(void* host_dst, const void* device_src, size_t bytes);
+// Fills device memory with a byte pattern (tests poison outputs with 0xFF = NaN for fp32/bf16).
+void fill_bytes(void* device_dst, int byte, size_t bytes);
+
+}  // namespace slime::cuda
