@@ -9,6 +9,8 @@
 #include "core/io.h"
 #include "model/config.h"
 #include "model/decoder.h"
+#include "model/generate_reference.h"
+#include "core/rng.h"
 #include "model/hf_mapping.h"
 #include "model/init.h"
 
@@ -327,4 +329,69 @@ TEST_CASE("decoder: parameter gradients agree with finite differences (fp32 smok
     }
     CHECK(checked == 3 * static_cast<int>(model.params().all().size()));
   }
+}
+
+TEST_CASE("sampling: greedy, temperature, top-k and top-p follow their definitions") {
+  // logits giving probabilities 0.5, 0.3, 0.15, 0.05 at temperature 1
+  std::vector<float> logits = {std::log(0.3f), std::log(0.5f), std::log(0.05f), std::log(0.15f), 99.0f};
+  const int64_t vocab = 4;  // the 99 is a padding column and must never be chosen
+  float lp = 0;
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  CHECK(sample_token(logits.data(), vocab, greedy, 0.9f, &lp) == 1);
+  CHECK(lp == Approx(std::log(0.5)).margin(1e-6));
+  auto frequencies = [&](SamplingParams p) {
+    std::vector<double> count(vocab, 0);
+    const int draws = 40000;
+    for (int i = 0; i < draws; ++i) count[sample_token(logits.data(), vocab, p, philox_uniform(3, 0, i), &lp)] += 1;
+    for (double& c : count) c /= draws;
+    return count;
+  };
+  SamplingParams plain;
+  auto f = frequencies(plain);
+  CHECK(f[0] == Approx(0.3).margin(0.01));
+  CHECK(f[1] == Approx(0.5).margin(0.01));
+  CHECK(f[2] == Approx(0.05).margin(0.01));
+  CHECK(f[3] == Approx(0.15).margin(0.01));
+  SamplingParams topk;
+  topk.top_k = 2;  // renormalised over {0.5, 0.3}
+  f = frequencies(topk);
+  CHECK(f[1] == Approx(0.625).margin(0.01));
+  CHECK(f[0] == Approx(0.375).margin(0.01));
+  CHECK(f[2] + f[3] == 0.0);
+  SamplingParams topp;
+  topp.top_p = 0.9f;  // 0.5 + 0.3 = 0.8 < 0.9, so 0.15 joins; 0.05 is cut
+  f = frequencies(topp);
+  CHECK(f[2] == 0.0);
+  CHECK(f[3] == Approx(0.15 / 0.95).margin(0.01));
+  SamplingParams hot;
+  hot.temperature = 2.0f;  // p ~ sqrt(p0)
+  f = frequencies(hot);
+  double z = std::sqrt(0.3) + std::sqrt(0.5) + std::sqrt(0.05) + std::sqrt(0.15);
+  CHECK(f[0] == Approx(std::sqrt(0.3) / z).margin(0.01));
+  // The logprob reported is log softmax(logits / T) before truncation.
+  sample_token(logits.data(), vocab, topk, 0.0f, &lp);
+  CHECK(lp == Approx(std::log(0.5)).margin(1e-6));
+}
+
+TEST_CASE("reference generation is reproducible and stops on stop tokens") {
+  ModelConfig c = ModelConfig::from_hf_json(tiny_qwen3_json(), "q3");
+  Decoder model(c);
+  init_random(c, model.params(), 9, 1.0f);
+  SamplingParams p;
+  p.max_new_tokens = 12;
+  p.seed = 77;
+  Generation a = generate_reference(model, {1, 2, 3}, p);
+  Generation b = generate_reference(model, {1, 2, 3}, p);
+  CHECK(a.tokens == b.tokens);
+  CHECK(a.tokens.size() == 12);
+  CHECK(a.finish_reason == "length");
+  p.seed = 78;
+  CHECK(generate_reference(model, {1, 2, 3}, p).tokens != a.tokens);
+  p.seed = 77;
+  p.stop_token_ids = {a.tokens[4]};
+  Generation stopped = generate_reference(model, {1, 2, 3}, p);
+  CHECK(stopped.finish_reason == "stop");
+  CHECK(stopped.tokens.size() <= 5);
+  CHECK(stopped.tokens.back() == a.tokens[4]);
 }

@@ -1,0 +1,90 @@
+#include "model/generate_reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace slime::model {
+
+int64_t sample_token(const float* logits, int64_t vocab, const SamplingParams& params, float uniform,
+                     float* logprob) {
+  SLIME_CHECK(vocab > 0, "sample_token: empty vocabulary");
+  const bool greedy = params.temperature <= 0.0f;
+  const double inv_t = greedy ? 1.0 : 1.0 / params.temperature;
+  double m = -INFINITY;
+  for (int64_t j = 0; j < vocab; ++j) m = std::max(m, logits[j] * inv_t);
+  double sum = 0;
+  for (int64_t j = 0; j < vocab; ++j) sum += std::exp(logits[j] * inv_t - m);
+  const double log_z = m + std::log(sum);
+  auto logp = [&](int64_t j) { return static_cast<float>(logits[j] * inv_t - log_z); };
+
+  if (greedy) {
+    int64_t best = std::max_element(logits, logits + vocab) - logits;  // first maximum on ties
+    *logprob = logp(best);
+    return best;
+  }
+  // Candidates by descending probability (ties by id), truncated by top-k then top-p.
+  std::vector<int64_t> order(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  int64_t keep = params.top_k > 0 ? std::min<int64_t>(params.top_k, vocab) : vocab;
+  auto by_logit = [&](int64_t a, int64_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  if (keep < vocab || params.top_p < 1.0f) {
+    std::partial_sort(order.begin(), order.begin() + keep, order.end(), by_logit);
+  }
+  std::vector<double> probs(keep);
+  double kept_mass = 0;
+  for (int64_t i = 0; i < keep; ++i) kept_mass += probs[i] = std::exp(logits[order[i]] * inv_t - log_z);
+  if (params.top_p < 1.0f) {
+    double cumulative = 0;
+    int64_t cut = keep;
+    for (int64_t i = 0; i < keep; ++i) {
+      cumulative += probs[i] / kept_mass;
+      if (cumulative >= params.top_p) {
+        cut = i + 1;
+        break;
+      }
+    }
+    keep = cut;
+    kept_mass = std::accumulate(probs.begin(), probs.begin() + keep, 0.0);
+  }
+  double target = static_cast<double>(uniform) * kept_mass, acc = 0;
+  int64_t chosen = order[keep - 1];
+  for (int64_t i = 0; i < keep; ++i) {
+    acc += probs[i];
+    if (target < acc) {
+      chosen = order[i];
+      break;
+    }
+  }
+  *logprob = logp(chosen);
+  return chosen;
+}
+
+Generation generate_reference(Decoder& model, const std::vector<int64_t>& prompt, const SamplingParams& params) {
+  SLIME_CHECK(!prompt.empty(), "generate: the prompt is empty");
+  SLIME_CHECK(params.max_new_tokens >= 0, "generate: max_new_tokens must be >= 0");
+  const ModelConfig& config = model.config();
+  Generation out;
+  std::vector<int64_t> sequence = prompt;
+  out.finish_reason = "length";
+  for (int64_t step = 0; step < params.max_new_tokens; ++step) {
+    Tensor logits = model.forward_logits(PackedBatch::from_sequences({sequence}));
+    const float* last = logits.data<float>() + (logits.dim(0) - 1) * config.padded_vocab_size;
+    float logprob = 0;
+    const float uniform = philox_uniform(params.seed, 0, static_cast<uint64_t>(step));
+    int64_t token = sample_token(last, config.vocab_size, params, uniform, &logprob);
+    out.tokens.push_back(token);
+    out.logprobs.push_back(logprob);
+    sequence.push_back(token);
+    if (std::find(params.stop_token_ids.begin(), params.stop_token_ids.end(), token) != params.stop_token_ids.end()) {
+      out.finish_reason = "stop";
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace slime::model
