@@ -10,3 +10,8 @@ add_library(slime_tokenizer STATIC
 )
 target_include_directories(slime_tokenizer PUBLIC ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(slime_tokenizer PUBLIC slime_core PRIVATE PkgConfig::PCRE2 PkgConfig::UTF8PROC)
+
+slime_add_test(NAME tokenizer_test SOURCES
+  ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer_test.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer_unit_test.cpp
+  LIBS slime_tokenizer PkgConfig::UTF8PROC)
