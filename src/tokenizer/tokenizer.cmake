@@ -15,3 +15,7 @@ slime_add_test(NAME tokenizer_test SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer_unit_test.cpp
   LIBS slime_tokenizer PkgConfig::UTF8PROC)
+
+# Benchmark (regression/tokenizer/bench.sh): not run by ctest.
+add_executable(tokenizer_bench ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer_bench.cpp)
+target_link_libraries(tokenizer_bench PRIVATE slime_tokenizer)
