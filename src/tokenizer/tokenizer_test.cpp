@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "core/error.h"
 #include "core/io.h"
@@ -212,6 +213,47 @@ TEST_CASE("special tokens of the real tokenizers", "[tokenizer][fixtures]") {
   CHECK(llama_bos.encode("", true) == std::vector<int32_t>{128000});
   CHECK(llama.is_special(128009));  // <|eot_id|>
   CHECK(llama.decode({128000, 9906, 128009}, true) == "Hello");
+}
+
+TEST_CASE("several threads share one tokenizer and get the single-thread results", "[tokenizer][fixtures]") {
+  const Tokenizer& qwen = model("qwen3");
+  const Tokenizer copy = qwen;  // copies share the loaded tables and the word cache
+  constexpr int kThreads = 4, kRounds = 5;
+  // Inputs and expected results are computed here: Catch2 assertions must stay on the main thread.
+  struct Job {
+    std::string text;
+    std::vector<int32_t> ids;
+    std::string decoded;
+  };
+  std::vector<std::vector<Job>> jobs(kThreads);
+  for (int t = 0; t < kThreads; ++t)
+    for (int round = 0; round < kRounds; ++round)
+      for (size_t i = 0; i < texts().size(); ++i) {
+        // Each thread starts at a different text so that cache fills and hits interleave.
+        const size_t k = (i + static_cast<size_t>(t) * 17) % texts().size();
+        const std::string text = texts()[k]["text"].get<std::string>() + " " + std::to_string(round * kThreads + t);
+        jobs[t].push_back({text, {}, nfc(text)});
+      }
+  std::vector<std::vector<int32_t>> single_thread_ids;
+  for (const Job& job : jobs[0]) single_thread_ids.push_back(copy.encode(job.text, false));
+
+  std::vector<int> mismatches(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const Tokenizer& tokenizer = t % 2 == 0 ? qwen : copy;
+      for (Job& job : jobs[t]) {
+        job.ids = tokenizer.encode(job.text, false);
+        if (tokenizer.decode(job.ids) != job.decoded) ++mismatches[t];
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  CHECK(mismatches == std::vector<int>(kThreads, 0));
+  for (size_t j = 0; j < jobs[0].size(); ++j) {
+    INFO("job " << j);
+    CHECK(jobs[0][j].ids == single_thread_ids[j]);
+  }
 }
 
 TEST_CASE("errors on the real tokenizers", "[tokenizer][fixtures]") {
