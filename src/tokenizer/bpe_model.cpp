@@ -151,7 +151,8 @@ void BpeModel::tokenize(std::string_view piece, std::vector<int32_t>& ids) const
   merge_word(piece, ids);
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mutex_);
-    if (cache_.size() < kCacheCapacity) cache_.emplace(std::move(key), std::vector<int32_t>(ids.begin() + first, ids.end()));
+    if (cache_.size() < kCacheCapacity)
+      cache_.emplace(std::move(key), std::vector<int32_t>(ids.begin() + first, ids.end()));
   }
 }
 

@@ -13,8 +13,8 @@ namespace slime::tokenizer {
 
 namespace {
 
+// Callers skip pure ASCII, which every normalization form leaves unchanged.
 std::string unicode_normalize(const std::string& text, int options) {
-  if (is_ascii(text)) return text;
   utf8proc_uint8_t* result = nullptr;
   const utf8proc_ssize_t length =
       utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),
@@ -130,10 +130,18 @@ Normalizer parse_normalizer(const json& config, const std::string& where) {
 
 void normalize(const Normalizer& normalizer, std::string& text) {
   switch (normalizer.kind) {
-    case Normalizer::Kind::NFC: text = unicode_normalize(text, UTF8PROC_COMPOSE); break;
-    case Normalizer::Kind::NFD: text = unicode_normalize(text, UTF8PROC_DECOMPOSE); break;
-    case Normalizer::Kind::NFKC: text = unicode_normalize(text, UTF8PROC_COMPOSE | UTF8PROC_COMPAT); break;
-    case Normalizer::Kind::NFKD: text = unicode_normalize(text, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT); break;
+    case Normalizer::Kind::NFC:
+      if (!is_ascii(text)) text = unicode_normalize(text, UTF8PROC_COMPOSE);
+      break;
+    case Normalizer::Kind::NFD:
+      if (!is_ascii(text)) text = unicode_normalize(text, UTF8PROC_DECOMPOSE);
+      break;
+    case Normalizer::Kind::NFKC:
+      if (!is_ascii(text)) text = unicode_normalize(text, UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
+      break;
+    case Normalizer::Kind::NFKD:
+      if (!is_ascii(text)) text = unicode_normalize(text, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
+      break;
     case Normalizer::Kind::Lowercase: text = lowercase(text); break;
     case Normalizer::Kind::Prepend:
       if (!text.empty()) text.insert(0, normalizer.text);

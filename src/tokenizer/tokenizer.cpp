@@ -124,7 +124,8 @@ std::vector<int32_t> post_process(const PostProcessor& processor, std::vector<in
       return out;
     }
     case PostProcessor::Kind::Sequence:
-      for (const PostProcessor& child : processor.children) ids = post_process(child, std::move(ids), add_special_tokens);
+      for (const PostProcessor& child : processor.children)
+        ids = post_process(child, std::move(ids), add_special_tokens);
       return ids;
   }
   return ids;
@@ -212,7 +213,8 @@ Tokenizer Tokenizer::from_json(const json& document, const std::string& source) 
   impl->source = source;
   if (json_has(document, "version") && !document["version"].is_null()) {
     const std::string version = json_string(document, "version", source);
-    SLIME_CHECK(version == "1.0", source, ": field 'version': unknown tokenizer version '", version, "' (expected 1.0)");
+    SLIME_CHECK(version == "1.0", source, ": field 'version': unknown tokenizer version '", version,
+                "' (expected 1.0)");
   }
   for (const char* key : {"truncation", "padding"})
     SLIME_CHECK(!json_has(document, key) || document[key].is_null(), source, ": field '", key,

@@ -76,8 +76,8 @@ int main(int argc, char** argv) {
     std::printf("encode warm %.2f MB/s (%.3f s per pass, %d passes)\n", megabytes / warm_seconds, warm_seconds, passes);
     std::printf("decode      %.2f MB/s of text (%.3f s per pass)\n",
                 static_cast<double>(decoded_bytes) / passes / 1e6 / decode_seconds, decode_seconds);
-    std::printf("RESULT {\"load_s\": %.4f, \"encode_cold_mb_s\": %.3f, \"encode_warm_mb_s\": %.3f, \"decode_mb_s\": %.3f, "
-                "\"tokens\": %zu, \"bytes\": %zu}\n",
+    std::printf("RESULT {\"load_s\": %.4f, \"encode_cold_mb_s\": %.3f, \"encode_warm_mb_s\": %.3f, "
+                "\"decode_mb_s\": %.3f, \"tokens\": %zu, \"bytes\": %zu}\n",
                 load_seconds, megabytes / cold_seconds, megabytes / warm_seconds,
                 static_cast<double>(decoded_bytes) / passes / 1e6 / decode_seconds, tokens, corpus_bytes);
     return 0;

