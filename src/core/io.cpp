@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 
@@ -50,12 +49,13 @@ std::string path_join(const std::string& a, const std::string& b) {
 }
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   SLIME_CHECK(in, path, ": cannot open: ", std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  SLIME_CHECK(!in.bad(), path, ": read error");
-  return ss.str();
+  std::string contents(static_cast<size_t>(in.tellg()), '\0');
+  in.seekg(0);
+  in.read(contents.data(), static_cast<std::streamsize>(contents.size()));
+  SLIME_CHECK(in.gcount() == static_cast<std::streamsize>(contents.size()), path, ": read error");
+  return contents;
 }
 
 void write_file_atomic(const std::string& path, const std::string& contents) {
