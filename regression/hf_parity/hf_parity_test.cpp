@@ -126,10 +126,16 @@ TEST_CASE("CPU model matches transformers on the golden models") {
         }
         ++compared;
       }
+      auto meta = [&](const char* key) {
+        auto it = golden.metadata().find(key);
+        return it == golden.metadata().end() ? std::string("?") : it->second;
+      };
       std::printf("hf_parity %-18s tokens %4lld  logits rel %.2e  logprob abs %.2e  entropy abs %.2e  "
-                  "loss %.6f vs %.6f  grads %d, worst rel %.2e (%s)\n",
+                  "loss %.6f vs %.6f  grads %d, worst rel %.2e (%s)  "
+                  "[torch fp32 vs fp64: logits rel %s, logprob abs %s]\n",
                   name.c_str(), static_cast<long long>(T), logits_err, lp_err, ent_err, loss, ref_loss, compared,
-                  worst_grad, worst_name.c_str());
+                  worst_grad, worst_name.c_str(), meta("torch_fp32_logits_rel_err").c_str(),
+                  meta("torch_fp32_logprob_abs_err").c_str());
       CHECK(logits_err <= 1e-4);
       CHECK(lp_err <= 1e-5);
       CHECK(ent_err <= 1e-4);

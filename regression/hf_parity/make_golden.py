@@ -77,7 +77,9 @@ def randomize(model, generator):
             elif name.endswith(".bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=generator, dtype=torch.float64))
             elif "embed_tokens" in name:
-                p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64))
+                # 2/sqrt(hidden): with tied embeddings this is also the LM head, and it keeps logits in the range of
+                # real models (|logit| ~ 10-20) rather than fully saturated softmaxes.
+                p.copy_(2.0 / p.shape[1] ** 0.5 * torch.randn(p.shape, generator=generator, dtype=torch.float64))
             else:
                 fan_in = p.shape[1]
                 p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64) / fan_in ** 0.5)
@@ -139,12 +141,26 @@ def build(name, spec, out_dir, seed):
     }
     for pname, p in model.named_parameters():
         golden["grad." + pname] = p.grad.detach().to(torch.float32).contiguous()
+    # Yardstick: how far PyTorch's own fp32 forward lands from the float64 reference on the same weights.
+    model32 = load(model_dir, torch.float32)
+    with torch.no_grad():
+        logits32 = torch.cat([
+            model32(input_ids=s[None], position_ids=torch.arange(len(s))[None], use_cache=False).logits[0]
+            for s in seqs]).to(torch.float64)
+    logprobs32 = torch.log_softmax(logits32 / TEMPERATURE, dim=-1).gather(1, targets[:, None])[:, 0]
+    torch_fp32_logits_rel = ((logits32 - logits).norm() / logits.norm()).item()
+    torch_fp32_logprob_abs = (logprobs32 - logprobs).abs().max().item()
     metadata = {"torch": torch.__version__, "transformers": transformers.__version__, "seed": str(seed),
-                "loss": "sum(advantages * logprobs) + entropy_coef * sum(entropy)"}
+                "loss": "sum(advantages * logprobs) + entropy_coef * sum(entropy)",
+                "torch_fp32_logits_rel_err": f"{torch_fp32_logits_rel:.3e}",
+                "torch_fp32_logprob_abs_err": f"{torch_fp32_logprob_abs:.3e}"}
     save_file({k: v.contiguous() for k, v in golden.items()}, os.path.join(model_dir, "golden.safetensors"),
               metadata=metadata)
     print(f"{name}: params {sum(p.numel() for p in model.parameters())}, tokens {total}, "
-          f"loss {loss.item():.6f}, files {sorted(os.listdir(model_dir))}")
+          f"loss {loss.item():.6f}, max |logit| {logits.abs().max().item():.1f}, "
+          f"target logprob range [{logprobs.min().item():.2f}, {logprobs.max().item():.2f}], "
+          f"torch fp32 vs fp64: logits rel {torch_fp32_logits_rel:.2e}, logprob abs {torch_fp32_logprob_abs:.2e}, "
+          f"files {sorted(os.listdir(model_dir))}")
 
 
 def main():
