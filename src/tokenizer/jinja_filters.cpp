@@ -365,8 +365,10 @@ Value f_title(Interpreter&, Value& v, CallArgs& args) {
   return Value::from_string(out);
 }
 
+// map and select/reject yield nothing for a falsy input (None, "", []), as jinja2's `if value:` guard does.
 Value f_map(Interpreter& interp, Value& v, CallArgs& args) {
   std::vector<Value> out;
+  if (!truthy(v)) return Value::new_list();
   auto attribute = std::find_if(args.keywords.begin(), args.keywords.end(), [](const auto& kw) { return kw.first == "attribute"; });
   if (attribute != args.keywords.end()) {
     BoundArgs a("map", args, {"attribute", "default"});
@@ -430,6 +432,7 @@ Value select_or_reject(Interpreter& interp, Value& v, CallArgs& args, bool keep_
     if (!is_known_test(test)) SLIME_FAIL("TemplateRuntimeError: No test named '", test, "'.");
   }
   std::vector<Value> out;
+  if (!truthy(v)) return Value::new_list();
   for (const Value& item : iterate(v)) {
     Value probe = by_attribute ? get_path(interp, item, attribute) : item;
     bool matched;
@@ -732,7 +735,7 @@ bool is_known_test(const std::string& name) { return test_table().count(name) !=
 
 Value run_filter(Interpreter& interp, const std::string& name, Value input, CallArgs& args) {
   auto it = filter_table().find(name);
-  if (it == filter_table().end()) SLIME_FAIL("TemplateRuntimeError: No filter named '", name, "'.");
+  if (it == filter_table().end()) SLIME_FAIL("TemplateRuntimeError: No filter named '", name, "' found.");
   return it->second(interp, input, args);
 }
 

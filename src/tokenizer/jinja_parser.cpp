@@ -30,9 +30,7 @@ std::string describe(const Token& t) {
 
 class Parser {
  public:
-  Parser(const std::vector<Token>& tokens, bool (*known_filter)(const std::string&),
-         bool (*known_test)(const std::string&))
-      : tokens_(tokens), known_filter_(known_filter), known_test_(known_test) {}
+  explicit Parser(const std::vector<Token>& tokens) : tokens_(tokens) {}
 
   Program parse_program() {
     Program program;
@@ -219,11 +217,7 @@ class Parser {
   StmtPtr parse_if() {
     auto s = make_stmt(StmtKind::If, next().line);
     while (true) {
-      // As jinja2's "soft frame": in an if test, an unknown filter or test fails only if it is evaluated, so
-      // `{% if 'x' is filter %}{{ v | x }}{% endif %}`-style guards work.
-      soft_names_ = true;
       ExprPtr test = parse_tuple(false, false, {}, false, false);
-      soft_names_ = false;
       Body body = parse_statements({"elif", "else", "endif"}, false);
       s->branches.emplace_back(std::move(test), std::move(body));
       const Token& end = next();
@@ -708,8 +702,7 @@ class Parser {
       if (!start_inline) next();
       int line = current().line;
       std::string name = parse_dotted_name();
-      if (!soft_names_ && !known_filter_(name)) fail("No filter named '" + name + "'.", line);
-      auto filter = make_expr(ExprKind::Filter, line);
+        auto filter = make_expr(ExprKind::Filter, line);
       filter->name = name;
       filter->target = std::move(node);
       if (is_op(current(), "(")) parse_call_args(*filter);
@@ -723,7 +716,6 @@ class Parser {
     int line = next().line;  // `is`
     bool negated = skip_name("not");
     std::string name = parse_dotted_name();
-    if (!soft_names_ && !known_test_(name)) fail("No test named '" + name + "'.", line);
     auto test = make_expr(ExprKind::Test, line);
     test->name = name;
     test->target = std::move(node);
@@ -744,18 +736,100 @@ class Parser {
 
   const std::vector<Token>& tokens_;
   size_t pos_ = 0;
-  bool (*known_filter_)(const std::string&);
-  bool (*known_test_)(const std::string&);
   std::vector<std::string> tag_stack_;
   std::vector<std::vector<std::string>> end_stack_;
-  bool soft_names_ = false;  // parsing an if/elif test
+};
+
+// jinja2 rejects unknown filters and tests when it compiles a template, except in "soft frames": the test and
+// the direct body of an if statement and all of an inline if-expression, where the error is deferred to when the
+// filter or test is evaluated (so `{% if parse_args %}{{ s | from_json }}{% endif %}` compiles where from_json is
+// missing). Loops, macros, call/filter/with/set blocks open ordinary frames again.
+class NameChecker {
+ public:
+  NameChecker(bool (*known_filter)(const std::string&), bool (*known_test)(const std::string&))
+      : known_filter_(known_filter), known_test_(known_test) {}
+
+  void body(const Body& statements, bool soft) {
+    for (const StmtPtr& s : statements) statement(*s, soft);
+  }
+
+ private:
+  void statement(const Stmt& s, bool soft) {
+    switch (s.kind) {
+      case StmtKind::Output:
+        for (const ExprPtr& e : s.exprs) expr(e.get(), soft);
+        break;
+      case StmtKind::If:
+        for (const auto& [test, branch] : s.branches) {
+          expr(test.get(), true);
+          body(branch, true);
+        }
+        body(s.else_body, true);
+        break;
+      case StmtKind::For:
+        expr(s.value.get(), soft);
+        expr(s.condition.get(), false);
+        body(s.body, false);
+        body(s.else_body, false);
+        break;
+      case StmtKind::Assign: expr(s.value.get(), soft); break;
+      case StmtKind::AssignBlock:
+      case StmtKind::FilterBlock:
+        body(s.body, false);
+        expr(s.value.get(), false);
+        break;
+      case StmtKind::Macro:
+        for (const ExprPtr& d : s.params.defaults) expr(d.get(), false);
+        body(s.body, false);
+        break;
+      case StmtKind::CallBlock:
+        for (const ExprPtr& d : s.params.defaults) expr(d.get(), false);
+        expr(s.value.get(), soft);
+        body(s.body, false);
+        break;
+      case StmtKind::With:
+        for (const ExprPtr& e : s.exprs) expr(e.get(), false);
+        body(s.body, false);
+        break;
+      case StmtKind::Break:
+      case StmtKind::Continue: break;
+    }
+  }
+
+  void expr(const Expr* e, bool soft) {
+    if (!e) return;
+    if (e->kind == ExprKind::CondExpr) soft = true;
+    if (!soft && e->kind == ExprKind::Filter && !known_filter_(e->name))
+      throw LocatedError(e->line, "No filter named '" + e->name + "'.");
+    if (!soft && e->kind == ExprKind::Test && !known_test_(e->name))
+      throw LocatedError(e->line, "No test named '" + e->name + "'.");
+    expr(e->target.get(), soft);
+    expr(e->second.get(), soft);
+    expr(e->third.get(), soft);
+    expr(e->slice_start.get(), soft);
+    expr(e->slice_stop.get(), soft);
+    expr(e->star_args.get(), soft);
+    expr(e->star_kwargs.get(), soft);
+    for (const ExprPtr& item : e->items) expr(item.get(), soft);
+    for (const auto& kw : e->keywords) expr(kw.second.get(), soft);
+    for (const auto& [key, value] : e->pairs) {
+      expr(key.get(), soft);
+      expr(value.get(), soft);
+    }
+    for (const auto& cmp : e->comparisons) expr(cmp.second.get(), soft);
+  }
+
+  bool (*known_filter_)(const std::string&);
+  bool (*known_test_)(const std::string&);
 };
 
 }  // namespace
 
 Program parse(const std::vector<Token>& tokens, bool (*known_filter)(const std::string&),
               bool (*known_test)(const std::string&)) {
-  return Parser(tokens, known_filter, known_test).parse_program();
+  Program program = Parser(tokens).parse_program();
+  NameChecker(known_filter, known_test).body(program.body, false);
+  return program;
 }
 
 }  // namespace slime::jinja

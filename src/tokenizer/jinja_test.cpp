@@ -241,9 +241,16 @@ TEST_CASE("runtime errors carry jinja2's error type, message and the line", "[ji
   check_error("{{ 'a'|join(nope=1) }}", "unexpected keyword argument 'nope'", 1);
   check_error("{{ ''.split('') }}", "ValueError: empty separator", 1);
   check_error("{{ xs|items }}", "TypeError: Can only get item pairs from a mapping.", 1);
-  // In an if test an unknown test or filter fails only when evaluated (jinja2's soft frame).
+  // In an if statement (test and direct body) and an inline if, an unknown test or filter fails only when it is
+  // evaluated (jinja2's soft frames); a loop inside the if is an ordinary frame again, checked when parsing.
   check_error("a\n{% if x is nosuch %}{% endif %}", "No test named 'nosuch' found.", 2);
+  check_error("{% if true %}{{ 1|nosuch }}{% endif %}", "No filter named 'nosuch' found.", 1);
   CHECK(render("{% if false and x is nosuch %}y{% else %}n{% endif %}") == "n");
+  CHECK(render("{% if false %}{{ x|nosuch }}{% endif %}ok") == "ok");
+  CHECK(render("{% if false %}{% set y = 1|nosuch %}{% endif %}ok") == "ok");
+  CHECK(render("{% for i in xs %}{{ i|nosuch if false else i }}{% endfor %}") == "123");
+  CHECK_THROWS_WITH(Template("{% if false %}{% for i in xs %}{{ i|nosuch }}{% endfor %}{% endif %}"),
+                    Catch::Contains("No filter named 'nosuch'."));
   // The line of the failing expression inside a multi-line statement, not of the statement.
   check_error("{{ [1,\n 2,\n foo.bar] }}", "'foo' is undefined", 3);
 }
