@@ -335,8 +335,10 @@ Value Interpreter::eval_slice(const Value& obj, const Expr& slice) {
   } else if (obj.is_list()) {
     items = &obj.list->items;
     n = static_cast<int64_t>(items->size());
+  } else if (obj.is_dict()) {  // jinja2 slices with Python's [] directly, bypassing its getitem
+    SLIME_FAIL("TypeError: unhashable type: 'slice'");
   } else {
-    return Value::undefined("'" + type_name(obj) + " object' cannot be sliced");
+    SLIME_FAIL("TypeError: '", type_name(obj), "' object is not subscriptable");
   }
   // Python's slice.indices(n).
   auto clamp = [&](const Value& v, int64_t fallback, bool is_start) {

@@ -45,6 +45,17 @@ Value ignore_case(const Value& v, bool case_sensitive) {
   return Value::from_string(text::lower(v.str()));
 }
 
+// jinja2's map, select, unique, items, batch are Python generators: lazy, so a failure (iterating an int, an
+// unknown filter name) surfaces only when the result is iterated. Here the items are computed at once and an error
+// is kept for that moment.
+Value lazily(const char* type, const std::function<std::vector<Value>()>& compute) {
+  try {
+    return Value::new_generator(type, compute());
+  } catch (const slime::Error& e) {
+    return Value::new_generator(type, {}, e.what());
+  }
+}
+
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -145,27 +156,36 @@ Value f_attr(Interpreter&, Value& v, CallArgs& args) {
 
 Value f_batch(Interpreter&, Value& v, CallArgs& args) {
   BoundArgs a("batch", args, {"linecount", "fill_with"}, 1);
-  int64_t size = int_param(a.get(0), "batch", "linecount");
-  if (size <= 0) SLIME_FAIL("ValueError: filter 'batch': linecount must be positive");
-  std::vector<Value> batches, current;
-  for (Value& item : iterate(v)) {
-    current.push_back(item);
-    if (static_cast<int64_t>(current.size()) == size) {
-      batches.push_back(Value::new_list(std::move(current)));
-      current.clear();
+  return lazily("generator", [&] {
+    int64_t size = int_param(a.get(0), "batch", "linecount");
+    if (size <= 0) SLIME_FAIL("ValueError: filter 'batch': linecount must be positive");
+    std::vector<Value> batches, current;
+    for (Value& item : iterate(v)) {
+      current.push_back(item);
+      if (static_cast<int64_t>(current.size()) == size) {
+        batches.push_back(Value::new_list(std::move(current)));
+        current.clear();
+      }
     }
-  }
-  if (!current.empty()) {
-    if (a.has(1) && !a.get(1).is_none())
-      while (static_cast<int64_t>(current.size()) < size) current.push_back(a.get(1));
-    batches.push_back(Value::new_list(std::move(current)));
-  }
-  return Value::new_list(std::move(batches));
+    if (!current.empty()) {
+      if (a.has(1) && !a.get(1).is_none())
+        while (static_cast<int64_t>(current.size()) < size) current.push_back(a.get(1));
+      batches.push_back(Value::new_list(std::move(current)));
+    }
+    return batches;
+  });
 }
 
 Value f_capitalize(Interpreter&, Value& v, CallArgs& args) {
   BoundArgs("capitalize", args, {});
   return Value::from_string(text::capitalize(to_str(v)));
+}
+
+// The value must already be a string for center and indent (jinja2 calls str methods on it without converting).
+const std::string& require_string(const Value& v, const char* filter) {
+  if (v.is_undefined()) fail_undefined(v);
+  if (!v.is_string()) SLIME_FAIL("TypeError: filter '", filter, "' needs a string, got '", type_name(v), "'");
+  return v.str();
 }
 
 Value f_center(Interpreter&, Value& v, CallArgs& args) {
@@ -214,6 +234,7 @@ Value f_first(Interpreter&, Value& v, CallArgs& args) {
 
 Value f_last(Interpreter&, Value& v, CallArgs& args) {
   BoundArgs("last", args, {});
+  if (v.kind == Kind::Generator) SLIME_FAIL("TypeError: '", type_name(v), "' object is not reversible");
   std::vector<Value> items = iterate(v);
   if (items.empty()) return Value::undefined("No last item, sequence was empty.");
   return items.back();
@@ -271,7 +292,7 @@ Value f_indent(Interpreter&, Value& v, CallArgs& args) {
   std::string indention = a.has(0) && a.get(0).is_string() ? a.get(0).str()
                                                            : std::string(a.has(0) ? std::max<int64_t>(0, int_param(a.get(0), "indent", "width")) : 4, ' ');
   bool first = a.has(1) && truthy(a.get(1)), blank = a.has(2) && truthy(a.get(2));
-  std::string s = to_str(v) + "\n";  // jinja2's trick so that splitlines keeps a trailing empty line
+  std::string s = require_string(v, "indent") + "\n";  // jinja2's trick so splitlines keeps a trailing empty line
   std::vector<std::string> lines = text::splitlines(s, false);
   std::string rv;
   if (blank) {
@@ -306,11 +327,13 @@ Value f_int(Interpreter&, Value& v, CallArgs& args) {
 
 Value f_items(Interpreter&, Value& v, CallArgs& args) {
   BoundArgs("items", args, {});
-  if (v.is_undefined()) return Value::new_list();
-  if (!v.is_dict()) SLIME_FAIL("TypeError: Can only get item pairs from a mapping.");
-  std::vector<Value> pairs;
-  for (const auto& [key, value] : v.dict->entries) pairs.push_back(Value::new_list({key, value}, true));
-  return Value::new_list(std::move(pairs));
+  return lazily("generator", [&] {
+    std::vector<Value> pairs;
+    if (v.is_undefined()) return pairs;
+    if (!v.is_dict()) SLIME_FAIL("TypeError: Can only get item pairs from a mapping.");
+    for (const auto& [key, value] : v.dict->entries) pairs.push_back(Value::new_list({key, value}, true));
+    return pairs;
+  });
 }
 
 Value f_join(Interpreter& interp, Value& v, CallArgs& args) {
@@ -367,27 +390,30 @@ Value f_title(Interpreter&, Value& v, CallArgs& args) {
 
 // map and select/reject yield nothing for a falsy input (None, "", []), as jinja2's `if value:` guard does.
 Value f_map(Interpreter& interp, Value& v, CallArgs& args) {
-  std::vector<Value> out;
-  if (!truthy(v)) return Value::new_list();
-  auto attribute = std::find_if(args.keywords.begin(), args.keywords.end(), [](const auto& kw) { return kw.first == "attribute"; });
-  if (attribute != args.keywords.end()) {
-    BoundArgs a("map", args, {"attribute", "default"});
-    for (const Value& item : iterate(v)) {
-      Value x = get_path(interp, item, a.get(0));
-      out.push_back(x.is_undefined() && a.has(1) ? a.get(1) : x);
+  return lazily("generator", [&] {
+    std::vector<Value> out;
+    if (!truthy(v)) return out;
+    auto attribute = std::find_if(args.keywords.begin(), args.keywords.end(),
+                                  [](const auto& kw) { return kw.first == "attribute"; });
+    if (attribute != args.keywords.end()) {
+      BoundArgs a("map", args, {"attribute", "default"});
+      for (const Value& item : iterate(v)) {
+        Value x = get_path(interp, item, a.get(0));
+        out.push_back(x.is_undefined() && a.has(1) ? a.get(1) : x);
+      }
+      return out;
     }
-    return Value::new_list(std::move(out));
-  }
-  if (args.positional.empty()) SLIME_FAIL("FilterArgumentError: map requires a filter argument");
-  std::string filter = to_str(args.positional[0]);
-  if (!is_known_filter(filter)) SLIME_FAIL("TemplateRuntimeError: No filter named '", filter, "'.");
-  for (const Value& item : iterate(v)) {
-    CallArgs rest;
-    rest.positional.assign(args.positional.begin() + 1, args.positional.end());
-    rest.keywords = args.keywords;
-    out.push_back(interp.apply_filter(filter, item, rest));
-  }
-  return Value::new_list(std::move(out));
+    if (args.positional.empty()) SLIME_FAIL("FilterArgumentError: map requires a filter argument");
+    std::string filter = to_str(args.positional[0]);
+    if (!is_known_filter(filter)) SLIME_FAIL("TemplateRuntimeError: No filter named '", filter, "'.");
+    for (const Value& item : iterate(v)) {
+      CallArgs rest;
+      rest.positional.assign(args.positional.begin() + 1, args.positional.end());
+      rest.keywords = args.keywords;
+      out.push_back(interp.apply_filter(filter, item, rest));
+    }
+    return out;
+  });
 }
 
 Value min_max(Interpreter& interp, Value& v, CallArgs& args, bool want_max) {
@@ -418,7 +444,15 @@ Value f_pprint(Interpreter&, Value& v, CallArgs& args) {
 }
 
 // select / reject / selectattr / rejectattr share jinja2's select_or_reject.
+std::vector<Value> select_or_reject_items(Interpreter& interp, Value& v, CallArgs& args, bool keep_matches,
+                                          bool by_attribute);
+
 Value select_or_reject(Interpreter& interp, Value& v, CallArgs& args, bool keep_matches, bool by_attribute) {
+  return lazily("generator", [&] { return select_or_reject_items(interp, v, args, keep_matches, by_attribute); });
+}
+
+std::vector<Value> select_or_reject_items(Interpreter& interp, Value& v, CallArgs& args, bool keep_matches,
+                                          bool by_attribute) {
   size_t next = 0;
   Value attribute;
   if (by_attribute) {
@@ -432,7 +466,7 @@ Value select_or_reject(Interpreter& interp, Value& v, CallArgs& args, bool keep_
     if (!is_known_test(test)) SLIME_FAIL("TemplateRuntimeError: No test named '", test, "'.");
   }
   std::vector<Value> out;
-  if (!truthy(v)) return Value::new_list();
+  if (!truthy(v)) return out;
   for (const Value& item : iterate(v)) {
     Value probe = by_attribute ? get_path(interp, item, attribute) : item;
     bool matched;
@@ -446,7 +480,7 @@ Value select_or_reject(Interpreter& interp, Value& v, CallArgs& args, bool keep_
     }
     if (matched == keep_matches) out.push_back(item);
   }
-  return Value::new_list(std::move(out));
+  return out;
 }
 
 Value f_select(Interpreter& i, Value& v, CallArgs& a) { return select_or_reject(i, v, a, true, false); }
@@ -467,9 +501,13 @@ Value f_reverse(Interpreter&, Value& v, CallArgs& args) {
     std::reverse(chars.begin(), chars.end());
     return Value::from_string(text::encode(chars));
   }
+  // reversed(list) / reversed(dict) are lazy iterators; what reversed() refuses (generators) becomes a list.
+  const char* type = v.is_list() ? (v.list->is_tuple ? "reversed" : "list_reverseiterator")
+                     : v.is_dict() ? "dict_reversekeyiterator" : v.is_undefined() ? "reversed" : nullptr;
+  if (!type && v.kind != Kind::Generator) SLIME_FAIL("FilterArgumentError: argument must be iterable");
   std::vector<Value> items = iterate(v);
   std::reverse(items.begin(), items.end());
-  return Value::new_list(std::move(items));
+  return type ? Value::new_generator(type, std::move(items)) : Value::new_list(std::move(items));
 }
 
 Value f_round(Interpreter&, Value& v, CallArgs& args) {
@@ -537,10 +575,11 @@ Value f_truncate(Interpreter&, Value& v, CallArgs& args) {
   bool killwords = a.has(1) && truthy(a.get(1));
   std::string end = a.has(2) ? to_str(a.get(2)) : "...";
   int64_t leeway = a.has(3) && !a.get(3).is_none() ? int_param(a.get(3), "truncate", "leeway") : 5;
-  std::string s = to_str(v);
   int64_t end_length = text::length(end);
   if (length < end_length) SLIME_FAIL("AssertionError: expected length >= ", end_length, ", got ", length);
-  if (text::length(s) <= length + leeway) return Value::from_string(s);
+  if (length_of(v) <= length + leeway) return v;  // short enough: the value itself, whatever its type
+  if (!v.is_string()) SLIME_FAIL("TypeError: filter 'truncate' needs a string, got '", type_name(v), "'");
+  const std::string& s = v.str();
   std::vector<char32_t> chars = text::decode(s);
   chars.resize(static_cast<size_t>(length - end_length));
   std::string head = text::encode(chars);
@@ -552,14 +591,17 @@ Value f_truncate(Interpreter&, Value& v, CallArgs& args) {
 Value f_unique(Interpreter& interp, Value& v, CallArgs& args) {
   BoundArgs a("unique", args, {"case_sensitive", "attribute"});
   bool case_sensitive = a.has(0) && truthy(a.get(0));
-  std::vector<Value> out, seen;
-  for (const Value& item : iterate(v)) {
-    Value key = ignore_case(a.has(1) && !a.get(1).is_none() ? get_path(interp, item, a.get(1)) : item, case_sensitive);
-    if (std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return values_equal(s, key); })) continue;
-    seen.push_back(key);
-    out.push_back(item);
-  }
-  return Value::new_list(std::move(out));
+  return lazily("generator", [&] {
+    std::vector<Value> out, seen;
+    for (const Value& item : iterate(v)) {
+      Value key = ignore_case(a.has(1) && !a.get(1).is_none() ? get_path(interp, item, a.get(1)) : item,
+                              case_sensitive);
+      if (std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return values_equal(s, key); })) continue;
+      seen.push_back(key);
+      out.push_back(item);
+    }
+    return out;
+  });
 }
 
 Value f_wordcount(Interpreter&, Value& v, CallArgs& args) {
@@ -647,8 +689,9 @@ SIMPLE_TEST(t_number, "number", v.is_number())
 SIMPLE_TEST(t_string, "string", v.is_string())
 SIMPLE_TEST(t_mapping, "mapping", v.is_dict())
 // Undefined has __iter__, __len__ and __getitem__ (it raises), so jinja2 reports it iterable and a sequence.
-SIMPLE_TEST(t_iterable, "iterable", v.is_string() || v.is_list() || v.is_dict() || v.is_undefined())
-SIMPLE_TEST(t_sequence, "sequence", v.is_string() || v.is_list() || v.is_dict() || v.is_undefined())
+SIMPLE_TEST(t_iterable, "iterable",
+            v.is_string() || v.is_list() || v.is_dict() || v.is_undefined() || v.kind == Kind::Generator)
+SIMPLE_TEST(t_sequence, "sequence", v.is_string() || (v.is_list() && !v.list->view) || v.is_dict() || v.is_undefined())
 SIMPLE_TEST(t_callable, "callable", v.kind == Kind::Callable || v.is_undefined())
 SIMPLE_TEST(t_escaped, "escaped", false)
 SIMPLE_TEST(t_odd, "odd", values_equal(python_mod2(v), Value::from_int(1)))
@@ -701,6 +744,7 @@ bool t_sameas(Interpreter&, const Value& v, CallArgs& args) {
     case Kind::List: return v.list == other.list;
     case Kind::Dict: case Kind::Namespace: return v.dict == other.dict;
     case Kind::Callable: return v.callable == other.callable;
+    case Kind::Generator: return v.list == other.list;
     default: return false;
   }
 }

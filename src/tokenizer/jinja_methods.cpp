@@ -37,6 +37,8 @@ BoundArgs::BoundArgs(const std::string& function, const CallArgs& args, std::vec
 // ---- operators --------------------------------------------------------------------------------------------------
 
 static bool is_int_like(const Value& v) { return v.kind == Kind::Int || v.kind == Kind::Bool; }
+// A list or tuple proper: dict views (d.items(), ...) iterate like lists but have no + or *.
+static bool is_sequence_value(const Value& v) { return v.is_string() || (v.is_list() && !v.list->view); }
 static int64_t int_of(const Value& v) { return v.kind == Kind::Bool ? (v.boolean ? 1 : 0) : v.integer; }
 
 static const char* operator_symbol(BinaryOp op) {
@@ -64,6 +66,8 @@ static Value repeat(const Value& seq, int64_t times) {
 }
 
 Value binary_operation(BinaryOp op, const Value& a, const Value& b) {
+  // str % x is str's own operator, so it runs even when x is Undefined (which str % treats as a mapping).
+  if (op == BinaryOp::Mod && a.is_string()) return Value::from_string(percent_format(a.str(), b));
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
   if (a.is_number() && b.is_number()) {
@@ -111,19 +115,19 @@ Value binary_operation(BinaryOp op, const Value& a, const Value& b) {
   }
   if (op == BinaryOp::Add) {
     if (a.is_string() && b.is_string()) return Value::from_string(a.str() + b.str());
-    if (a.is_list() && b.is_list() && a.list->is_tuple == b.list->is_tuple) {
+    if (is_sequence_value(a) && is_sequence_value(b) && a.is_list() && b.is_list() &&
+        a.list->is_tuple == b.list->is_tuple) {
       std::vector<Value> items = a.list->items;
       items.insert(items.end(), b.list->items.begin(), b.list->items.end());
       return Value::new_list(std::move(items), a.list->is_tuple);
     }
-    if (a.is_string() || a.is_list())
+    if (is_sequence_value(a))
       SLIME_FAIL("TypeError: can only concatenate ", type_name(a), " (not \"", type_name(b), "\") to ", type_name(a));
   }
   if (op == BinaryOp::Mul) {
-    if ((a.is_string() || a.is_list()) && is_int_like(b)) return repeat(a, int_of(b));
-    if ((b.is_string() || b.is_list()) && is_int_like(a)) return repeat(b, int_of(a));
+    if (is_sequence_value(a) && is_int_like(b)) return repeat(a, int_of(b));
+    if (is_sequence_value(b) && is_int_like(a)) return repeat(b, int_of(a));
   }
-  if (op == BinaryOp::Mod && a.is_string()) return Value::from_string(percent_format(a.str(), b));
   SLIME_FAIL("TypeError: unsupported operand type(s) for ", operator_symbol(op), ": '", type_name(a), "' and '",
              type_name(b), "'");
 }
@@ -139,6 +143,10 @@ bool contains(const Value& container, const Value& item) {
       return std::any_of(container.list->items.begin(), container.list->items.end(),
                          [&](const Value& v) { return values_equal(v, item); });
     case Kind::Dict: return container.dict->find(item) != nullptr;
+    case Kind::Generator: {
+      std::vector<Value> items = iterate(container);
+      return std::any_of(items.begin(), items.end(), [&](const Value& v) { return values_equal(v, item); });
+    }
     default: SLIME_FAIL("TypeError: argument of type '", type_name(container), "' is not iterable");
   }
 }
@@ -154,9 +162,12 @@ static int64_t require_integer(const Value& v, char conversion) {
 std::string percent_format(const std::string& format, const Value& args) {
   std::vector<Value> positional;
   const Value* mapping = nullptr;
+  // Python treats any non-tuple argument with __getitem__ (dict, list, Undefined) as a possible mapping: it is
+  // still the single positional argument, but arguments left unused are then not an error.
+  bool mapping_like = args.is_dict() || (args.is_list() && !args.is_tuple()) || args.is_undefined();
   if (args.is_tuple()) positional = args.list->items;
-  else if (args.is_dict()) mapping = &args;
   else positional.push_back(args);
+  if (args.is_dict()) mapping = &args;
   size_t next_arg = 0;
   auto take = [&]() -> const Value& {
     if (next_arg >= positional.size()) SLIME_FAIL("TypeError: not enough arguments for format string");
@@ -235,7 +246,7 @@ std::string percent_format(const std::string& format, const Value& args) {
       default: SLIME_FAIL("ValueError: unsupported format character '", conversion, "'");
     }
   }
-  if (!mapping && next_arg < positional.size())
+  if (!mapping_like && next_arg < positional.size())
     SLIME_FAIL("TypeError: not all arguments converted during string formatting");
   return out;
 }
@@ -670,7 +681,9 @@ Value lookup_method(const Value& self, const std::string& name, bool* found) {
           if (name == "items") out.push_back(Value::new_list({key, value}, true));
           else out.push_back(name == "keys" ? key : value);
         }
-        return Value::new_list(std::move(out));
+        Value view = Value::new_list(std::move(out));
+        view.list->view = name == "items" ? "dict_items" : name == "keys" ? "dict_keys" : "dict_values";
+        return view;
       });
     }
   }

@@ -172,6 +172,12 @@ const RenderCase kRenderCases[] = {
     {"globals", "{{ dict(a=1, b=2) }} {{ dict(a=1).a }} {{ namespace(x=1).x }} {{ namespace({'y': 2}).y }} {% set j = joiner(' | ') %}{% for x in xs %}{{ j() }}{{ x }}{% endfor %}", nullptr, "{'a': 1, 'b': 2} 1 1 2 1 | 2 | 3"},
     {"globals", "{{ strftime_now('%d %b %Y') }} {{ strftime_now('%Y-%m-%d %H:%M:%S %A %j') }} {{ strftime_now('') }}|", nullptr, "05 Sep 2024 2024-09-05 14:30:00 Thursday 249 |"},
     {"globals", "{{ msgs[0].content }} {{ messages is defined }} {{ raise_exception is callable }}", nullptr, "hi False True"},
+// ---- generators
+    {"generators", "{% if xs|select('>', 10) %}truthy{% endif %}|{% if xs|select('>', 10)|list %}x{% else %}empty list{% endif %}", nullptr, "truthy|empty list"},
+    {"generators", "{% set g = xs|select('odd') %}{{ g|list }}{{ g|list }}|{{ g is iterable }} {{ g is sequence }} {{ g is defined }}", nullptr, "[1, 3][]|True False True"},
+    {"generators", "{{ 5|select('odd') is defined }}|{{ 5|map('string') is iterable }}|{{ xs|reverse is sequence }} {{ xs|reverse|list }} {{ d|reverse|list }}", nullptr, "True|True|False [3, 2, 1] ['items', 'b', 'a']"},
+    {"generators", "{{ '%s' % xs }} {{ '{}' % x }}|{{ 'a%sb' % x }} {{ d.keys() }} {{ d.items()|length }} {{ d.values() is sequence }} {{ d.items() }}", nullptr, "[1, 2, 3] {}|ab dict_keys(['a', 'b', 'items']) 3 False dict_items([('a', 1), ('b', 'two'), ('items', 5)])"},
+    {"generators", "{% for k, v in d|items %}{{ k }}{% endfor %} {% for b in xs|batch(2) %}{{ b }}{% endfor %} {{ xs|unique|list }} {{ 'x' in xs|map('string') }}", nullptr, "abitems [1, 2][3] [1, 2, 3] False"},
 };
 
 // The error jinja2 raises for `source` must be reported with its type and the template line.
@@ -240,7 +246,11 @@ TEST_CASE("runtime errors carry jinja2's error type, message and the line", "[ji
   check_error("{{ 5() }}", "TypeError: 'int' object is not callable", 1);
   check_error("{{ 'a'|join(nope=1) }}", "unexpected keyword argument 'nope'", 1);
   check_error("{{ ''.split('') }}", "ValueError: empty separator", 1);
-  check_error("{{ xs|items }}", "TypeError: Can only get item pairs from a mapping.", 1);
+  check_error("{{ xs|items|list }}", "TypeError: Can only get item pairs from a mapping.", 1);
+  // Generators fail when iterated, not when made; they have no len().
+  check_error("{{ 5|select('odd')|list }}", "TypeError: 'int' object is not iterable", 1);
+  check_error("{{ xs|select('odd')|length }}", "TypeError: object of type 'generator' has no len()", 1);
+  check_error("{{ xs|map('string')|last }}", "TypeError: 'generator' object is not reversible", 1);
   // In an if statement (test and direct body) and an inline if, an unknown test or filter fails only when it is
   // evaluated (jinja2's soft frames); a loop inside the if is an ordinary frame again, checked when parsing.
   check_error("a\n{% if x is nosuch %}{% endif %}", "No test named 'nosuch' found.", 2);

@@ -85,6 +85,16 @@ Value Value::new_callable(std::string name, std::function<Value(Interpreter&, Ca
   return v;
 }
 
+Value Value::new_generator(const char* type, std::vector<Value> items, std::string deferred_error) {
+  Value v;
+  v.kind = Kind::Generator;
+  v.list = std::make_shared<ListData>();
+  v.list->items = std::move(items);
+  v.list->view = type;
+  v.list->deferred_error = std::move(deferred_error);
+  return v;
+}
+
 bool Value::is_tuple() const { return kind == Kind::List && list->is_tuple; }
 
 std::string Value::undefined_hint() const { return text ? *text : std::string("value is undefined"); }
@@ -122,6 +132,13 @@ std::string hash_key(const Value& key) {
         return "n" + std::to_string(static_cast<int64_t>(key.number));
       return "f" + float_repr(key.number);
     case Kind::None: return "N";
+    case Kind::Generator: case Kind::Callable: case Kind::Namespace: {  // hashed by identity, as in Python
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "@%p", key.kind == Kind::Callable ? static_cast<const void*>(key.callable.get())
+                                           : key.kind == Kind::Generator ? static_cast<const void*>(key.list.get())
+                                                                         : static_cast<const void*>(key.dict.get()));
+      return buf;
+    }
     case Kind::List:
       if (key.list->is_tuple) {
         std::string out = "t(";
@@ -148,6 +165,7 @@ std::string type_name(const Value& v) {
     case Kind::Dict: return "dict";
     case Kind::Namespace: return "Namespace";
     case Kind::Callable: return "function";
+    case Kind::Generator: return v.list->view;
   }
   return "object";
 }
@@ -161,7 +179,7 @@ bool truthy(const Value& v) {
     case Kind::String: return !v.str().empty();
     case Kind::List: return !v.list->items.empty();
     case Kind::Dict: return v.dict->size() != 0;
-    case Kind::Namespace: case Kind::Callable: return true;
+    case Kind::Namespace: case Kind::Callable: case Kind::Generator: return true;
   }
   return false;
 }
@@ -247,7 +265,8 @@ std::string to_repr(const Value& v) {
         out += to_repr(items[i]);
       }
       if (v.list->is_tuple && items.size() == 1) out += ",";
-      return out + (v.list->is_tuple ? ")" : "]");
+      out += v.list->is_tuple ? ")" : "]";
+      return v.list->view ? std::string(v.list->view) + "(" + out + ")" : out;
     }
     case Kind::Dict: case Kind::Namespace: {
       std::string out = v.kind == Kind::Namespace ? "<Namespace {" : "{";
@@ -272,6 +291,7 @@ std::string to_str(const Value& v) {
     case Kind::Float: return float_repr(v.number);
     case Kind::String: return v.str();
     case Kind::Callable: return "<function " + v.callable->name + ">";
+    case Kind::Generator: return "<" + std::string(v.list->view) + " object>";
     default: return to_repr(v);
   }
 }
@@ -314,6 +334,7 @@ bool values_equal(const Value& a, const Value& b) {
     }
     case Kind::Namespace: return a.dict == b.dict;
     case Kind::Callable: return a.callable == b.callable;
+    case Kind::Generator: return a.list == b.list;
     default: return false;
   }
 }
@@ -324,7 +345,7 @@ bool values_less(const Value& a, const Value& b, const char* op) {
     return as_int64(a) < as_int64(b);
   }
   if (a.is_string() && b.is_string()) return a.str() < b.str();  // UTF-8 byte order == code point order
-  if (a.is_list() && b.is_list() && a.list->is_tuple == b.list->is_tuple) {
+  if (a.is_list() && b.is_list() && a.list->is_tuple == b.list->is_tuple && !a.list->view && !b.list->view) {
     const auto &x = a.list->items, &y = b.list->items;
     for (size_t i = 0; i < x.size() && i < y.size(); ++i)
       if (!values_equal(x[i], y[i])) return values_less(x[i], y[i], op);
@@ -342,6 +363,12 @@ std::vector<Value> iterate(const Value& v) {
   switch (v.kind) {
     case Kind::Undefined: return {};
     case Kind::List: return v.list->items;
+    case Kind::Generator: {
+      if (!v.list->deferred_error.empty()) SLIME_FAIL(v.list->deferred_error);
+      if (v.list->consumed) return {};
+      v.list->consumed = true;
+      return std::move(v.list->items);
+    }
     case Kind::Dict: {
       std::vector<Value> keys;
       keys.reserve(v.dict->size());

@@ -3,6 +3,8 @@
 // floats, str() and repr() as Python prints them, truthiness, == across int/float/bool, insertion-ordered dicts,
 // and Jinja2's Undefined (renders as "", is falsy and iterable-empty, but raises when used in arithmetic, called,
 // or has an attribute taken). Lists, dicts and namespaces are shared by reference, as in Python.
+// Generators (what map/select/unique/items/batch/reverse return in jinja2) are their own kind: always truthy,
+// no len(), iterable once, and an error inside them (say, selecting from an int) surfaces only when iterated.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +19,7 @@
 
 namespace slime::jinja {
 
-enum class Kind : uint8_t { Undefined, None, Bool, Int, Float, String, List, Dict, Namespace, Callable };
+enum class Kind : uint8_t { Undefined, None, Bool, Int, Float, String, List, Dict, Namespace, Callable, Generator };
 
 struct Value;
 struct ListData;
@@ -37,7 +39,7 @@ struct Value {
   int64_t integer = 0;
   double number = 0.0;
   std::shared_ptr<const std::string> text;  // String: the UTF-8 text; Undefined: why it is undefined (may be null)
-  std::shared_ptr<ListData> list;           // List (tuples too)
+  std::shared_ptr<ListData> list;           // List (tuples too) and Generator
   std::shared_ptr<DictData> dict;           // Dict and Namespace
   std::shared_ptr<Callable> callable;       // Callable
 
@@ -52,6 +54,9 @@ struct Value {
   static Value new_dict();
   static Value new_namespace();
   static Value new_callable(std::string name, std::function<Value(Interpreter&, CallArgs&)> fn);
+  // A generator of Python type `type` ("generator", "list_reverseiterator", ...) that will yield `items`, or raise
+  // `deferred_error` when iterated if that is set.
+  static Value new_generator(const char* type, std::vector<Value> items, std::string deferred_error = {});
 
   bool is_undefined() const { return kind == Kind::Undefined; }
   bool is_none() const { return kind == Kind::None; }
@@ -67,6 +72,9 @@ struct Value {
 struct ListData {
   std::vector<Value> items;
   bool is_tuple = false;
+  const char* view = nullptr;  // List: "dict_items"/... for a dict view, which repr() names; Generator: its type
+  bool consumed = false;       // Generator: already iterated (a second iteration yields nothing)
+  std::string deferred_error;  // Generator: raised when iterated
 };
 
 // Insertion-ordered dict keyed by hashable scalars (str, int, float, bool, None), as Python's dict.
@@ -100,7 +108,8 @@ bool values_equal(const Value& a, const Value& b);
 bool values_less(const Value& a, const Value& b, const char* op = "<");
 // Key used to index dicts (equal numbers map to one key, as in Python, where hash(1) == hash(1.0) == hash(True)).
 std::string hash_key(const Value& key);
-// Items an iteration visits: list items, dict keys, string characters; Undefined -> none. Throws for others.
+// Items an iteration visits: list items, dict keys, string characters, what a generator yields (once);
+// Undefined -> none. Throws for others.
 std::vector<Value> iterate(const Value& v);
 // len(v): strings count code points; throws "object of type 'int' has no len()" for scalars.
 int64_t length_of(const Value& v);
