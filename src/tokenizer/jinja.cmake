@@ -4,8 +4,10 @@ add_library(slime_jinja STATIC
   jinja_value.cpp
   jinja_lexer.cpp
   jinja_parser.cpp
+  jinja_names.cpp
   jinja_eval.cpp
   jinja_methods.cpp
+  jinja_format.cpp
   jinja_filters.cpp
   chat_template.cpp
 )

@@ -103,8 +103,10 @@ struct Program {
 };
 
 // Parses tokens into a program; throws LocatedError on syntax errors. `known_filter`/`known_test` reject unknown
-// names at parse time, as jinja2 does when it compiles a template.
+// names at parse time, as jinja2 does when it compiles a template (check_filter_and_test_names).
 Program parse(const std::vector<Token>& tokens, bool (*known_filter)(const std::string&),
               bool (*known_test)(const std::string&));
+void check_filter_and_test_names(const Program& program, bool (*known_filter)(const std::string&),
+                                 bool (*known_test)(const std::string&));
 
 }  // namespace slime::jinja

@@ -74,8 +74,10 @@ std::unordered_map<std::string, Value> make_globals();
 // Python's binary operators and `in` (jinja_methods.cpp), shared by the interpreter and filters such as sum.
 Value binary_operation(BinaryOp op, const Value& a, const Value& b);
 bool contains(const Value& container, const Value& item);
-// printf-style formatting of `format % args`, as Python's str % operator.
+// printf-style formatting of `format % args`, as Python's str % operator (jinja_format.cpp).
 std::string percent_format(const std::string& format, const Value& args);
+// format.format(*args, **kwargs), as Python's str.format (jinja_format.cpp).
+std::string str_format(Interpreter& interp, const std::string& format, const CallArgs& args);
 
 // Raises UndefinedError for an Undefined operand, as Jinja2's Undefined does when used in arithmetic.
 [[noreturn]] void fail_undefined(const Value& undefined);
