@@ -137,7 +137,7 @@ std::vector<Value> sorted_copy(std::vector<Value> items, bool reverse, const std
 // ---- filters ----------------------------------------------------------------------------------------------------
 
 Value f_abs(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("abs", args, {});
+  expect_no_arguments("abs", args);
   if (v.kind == Kind::Int || v.kind == Kind::Bool) return Value::from_int(std::llabs(v.kind == Kind::Bool ? v.boolean : v.integer));
   if (v.kind == Kind::Float) return Value::from_float(std::fabs(v.number));
   if (v.is_undefined()) fail_undefined(v);
@@ -177,7 +177,7 @@ Value f_batch(Interpreter&, Value& v, CallArgs& args) {
 }
 
 Value f_capitalize(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("capitalize", args, {});
+  expect_no_arguments("capitalize", args);
   return Value::from_string(text::capitalize(to_str(v)));
 }
 
@@ -221,19 +221,19 @@ Value f_dictsort(Interpreter&, Value& v, CallArgs& args) {
 }
 
 Value f_escape(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("escape", args, {});
+  expect_no_arguments("escape", args);
   return Value::from_string(html_escape(to_str(v)));
 }
 
 Value f_first(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("first", args, {});
+  expect_no_arguments("first", args);
   std::vector<Value> items = iterate(v);
   if (items.empty()) return Value::undefined("No first item, sequence was empty.");
   return items.front();
 }
 
 Value f_last(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("last", args, {});
+  expect_no_arguments("last", args);
   if (v.kind == Kind::Generator) SLIME_FAIL("TypeError: '", type_name(v), "' object is not reversible");
   std::vector<Value> items = iterate(v);
   if (items.empty()) return Value::undefined("No last item, sequence was empty.");
@@ -326,7 +326,7 @@ Value f_int(Interpreter&, Value& v, CallArgs& args) {
 }
 
 Value f_items(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("items", args, {});
+  expect_no_arguments("items", args);
   return lazily("generator", [&] {
     std::vector<Value> pairs;
     if (v.is_undefined()) return pairs;
@@ -350,29 +350,29 @@ Value f_join(Interpreter& interp, Value& v, CallArgs& args) {
 }
 
 Value f_length(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("length", args, {});
+  expect_no_arguments("length", args);
   if (v.kind == Kind::Namespace) SLIME_FAIL("TypeError: object of type 'Namespace' has no len()");
   return Value::from_int(length_of(v));
 }
 
 Value f_list(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("list", args, {});
+  expect_no_arguments("list", args);
   return Value::new_list(iterate(v));
 }
 
 Value f_lower(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("lower", args, {});
+  expect_no_arguments("lower", args);
   return Value::from_string(text::lower(to_str(v)));
 }
 
 Value f_upper(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("upper", args, {});
+  expect_no_arguments("upper", args);
   return Value::from_string(text::upper(to_str(v)));
 }
 
 // jinja2's title: words start after whitespace, '-', '(', '{', '[' or '<'; the rest of each word is lowered.
 Value f_title(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("title", args, {});
+  expect_no_arguments("title", args);
   std::string out;
   bool word_start = true;
   for (char32_t c : text::decode(to_str(v))) {
@@ -439,7 +439,7 @@ Value f_max(Interpreter& interp, Value& v, CallArgs& args) { return min_max(inte
 Value f_min(Interpreter& interp, Value& v, CallArgs& args) { return min_max(interp, v, args, false); }
 
 Value f_pprint(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("pprint", args, {});
+  expect_no_arguments("pprint", args);
   return Value::from_string(to_repr(v));
 }
 
@@ -495,7 +495,7 @@ Value f_replace(Interpreter&, Value& v, CallArgs& args) {
 }
 
 Value f_reverse(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("reverse", args, {});
+  expect_no_arguments("reverse", args);
   if (v.is_string()) {
     std::vector<char32_t> chars = text::decode(v.str());
     std::reverse(chars.begin(), chars.end());
@@ -534,7 +534,7 @@ Value f_round(Interpreter&, Value& v, CallArgs& args) {
 }
 
 Value f_safe(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("safe", args, {});
+  expect_no_arguments("safe", args);
   return v;
 }
 
@@ -547,7 +547,7 @@ Value f_sort(Interpreter& interp, Value& v, CallArgs& args) {
 }
 
 Value f_string(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("string", args, {});
+  expect_no_arguments("string", args);
   return v.is_string() ? v : Value::from_string(to_str(v));
 }
 
@@ -605,7 +605,7 @@ Value f_unique(Interpreter& interp, Value& v, CallArgs& args) {
 }
 
 Value f_wordcount(Interpreter&, Value& v, CallArgs& args) {
-  BoundArgs("wordcount", args, {});
+  expect_no_arguments("wordcount", args);
   int64_t words = 0;
   bool in_word = false;
   for (char32_t c : text::decode(to_str(v))) {

@@ -82,6 +82,9 @@ std::string str_format(Interpreter& interp, const std::string& format, const Cal
 // Raises UndefinedError for an Undefined operand, as Jinja2's Undefined does when used in arithmetic.
 [[noreturn]] void fail_undefined(const Value& undefined);
 
+// Throws "TypeError: upper() takes no arguments" when a call that takes none got some.
+void expect_no_arguments(const std::string& function, const CallArgs& args);
+
 // Binds a call's arguments to a fixed parameter list, Python style: positionals in order, then keywords by name.
 // The first `required` parameters must be given. Errors name the function: "TypeError: join() got an unexpected
 // keyword argument 'sep'".

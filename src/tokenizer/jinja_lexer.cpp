@@ -6,8 +6,6 @@
 //   - lstrip_blocks drops spaces and tabs between the start of a line and a `{%` or `{#` (never `{{`), unless the
 //     tag starts `{%+`; "start of a line" includes the position right after a tag whose match ended in a newline;
 //   - `{% raw %}...{% endraw %}` is text, and `%}` / `}}` inside brackets do not end a tag.
-#include <utf8proc.h>
-
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -19,24 +17,11 @@
 namespace slime::jinja {
 namespace {
 
-// Code point starting at byte `pos` and its byte length (invalid bytes count as one byte, U+FFFD).
-char32_t code_point_at(const std::string& s, size_t pos, size_t* length) {
-  utf8proc_int32_t cp = 0;
-  utf8proc_ssize_t n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data()) + pos,
-                                        static_cast<utf8proc_ssize_t>(s.size() - pos), &cp);
-  if (n <= 0) {
-    *length = 1;
-    return 0xFFFD;
-  }
-  *length = static_cast<size_t>(n);
-  return static_cast<char32_t>(cp);
-}
-
 // End of the run of whitespace (Python's \s) that starts at `pos`.
 size_t skip_whitespace(const std::string& s, size_t pos) {
   while (pos < s.size()) {
     size_t n = 0;
-    if (!text::is_space(code_point_at(s, pos, &n))) break;
+    if (!text::is_space(text::decode_at(s, pos, &n))) break;
     pos += n;
   }
   return pos;
@@ -47,7 +32,7 @@ std::string rstrip_whitespace(const std::string& s) {
   size_t keep = 0, pos = 0;
   while (pos < s.size()) {
     size_t n = 0;
-    char32_t c = code_point_at(s, pos, &n);
+    char32_t c = text::decode_at(s, pos, &n);
     pos += n;
     if (!text::is_space(c)) keep = pos;
   }
@@ -454,7 +439,7 @@ class Lexer {
     static const std::string single = "+-/*%~[](){}><=.:|,;";
     if (single.find(c) == std::string::npos) {
       size_t n = 0;
-      code_point_at(source_, pos_, &n);
+      text::decode_at(source_, pos_, &n);
       fail("unexpected char " + repr_string(source_.substr(pos_, n)) + " at " + std::to_string(pos_), line_);
     }
     if (c == '(' || c == '[' || c == '{') {

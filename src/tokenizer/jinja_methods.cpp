@@ -13,6 +13,11 @@
 
 namespace slime::jinja {
 
+void expect_no_arguments(const std::string& function, const CallArgs& args) {
+  if (!args.positional.empty() || !args.keywords.empty())
+    SLIME_FAIL("TypeError: ", function, "() takes no arguments");
+}
+
 BoundArgs::BoundArgs(const std::string& function, const CallArgs& args, std::vector<std::string> params,
                      size_t required)
     : values_(params.size()), given_(params.size(), false) {
@@ -224,7 +229,7 @@ static Value string_method(Interpreter& interp, const std::string& self, const s
     return Value::from_int(found + text::length(self.substr(0, lo)));
   };
   auto predicate = [&](auto&& test) {
-    BoundArgs a(fn, args, {});
+    expect_no_arguments(fn, args);
     std::vector<char32_t> cps = text::decode(self);
     return Value::from_bool(!cps.empty() && std::all_of(cps.begin(), cps.end(), test));
   };
@@ -245,12 +250,24 @@ static Value string_method(Interpreter& interp, const std::string& self, const s
     return Value::from_string(fill_n(left) + self + fill_n(pad - left));
   };
 
-  if (name == "upper") return BoundArgs(fn, args, {}), Value::from_string(text::upper(self));
-  if (name == "lower" || name == "casefold") return BoundArgs(fn, args, {}), Value::from_string(text::lower(self));
-  if (name == "title") return BoundArgs(fn, args, {}), Value::from_string(text::python_title(self));
-  if (name == "capitalize") return BoundArgs(fn, args, {}), Value::from_string(text::capitalize(self));
+  if (name == "upper") {
+    expect_no_arguments(fn, args);
+    return Value::from_string(text::upper(self));
+  }
+  if (name == "lower" || name == "casefold") {
+    expect_no_arguments(fn, args);
+    return Value::from_string(text::lower(self));
+  }
+  if (name == "title") {
+    expect_no_arguments(fn, args);
+    return Value::from_string(text::python_title(self));
+  }
+  if (name == "capitalize") {
+    expect_no_arguments(fn, args);
+    return Value::from_string(text::capitalize(self));
+  }
   if (name == "swapcase") {
-    BoundArgs(fn, args, {});
+    expect_no_arguments(fn, args);
     std::string out;
     for (char32_t c : text::decode(self))
       text::append_utf8(out, text::is_upper(c) ? text::to_lower(c) : text::is_lower(c) ? text::to_upper(c) : c);
@@ -301,7 +318,7 @@ static Value string_method(Interpreter& interp, const std::string& self, const s
   if (name == "isalnum") return predicate([](char32_t c) { return text::is_alpha(c) || text::is_digit(c); });
   if (name == "isspace") return predicate(text::is_space);
   if (name == "isupper" || name == "islower") {
-    BoundArgs(fn, args, {});
+    expect_no_arguments(fn, args);
     bool any_cased = false, ok = true;
     for (char32_t c : text::decode(self)) {
       if (!text::is_cased_letter(c)) continue;
@@ -382,7 +399,7 @@ Value lookup_method(const Value& self, const std::string& name, bool* found) {
     }
     if (name == "items" || name == "keys" || name == "values" || name == "copy") {
       return Value::new_callable("dict." + name, [self, name](Interpreter&, CallArgs& args) {
-        BoundArgs("dict." + name, args, {});
+        expect_no_arguments("dict." + name, args);
         if (name == "copy") {
           Value copy = Value::new_dict();
           *copy.dict = *self.dict;

@@ -28,6 +28,18 @@ std::vector<char32_t> decode(const std::string& s) {
   return out;
 }
 
+char32_t decode_at(const std::string& s, size_t pos, size_t* length) {
+  utf8proc_int32_t cp = 0;
+  utf8proc_ssize_t n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data()) + pos,
+                                        static_cast<utf8proc_ssize_t>(s.size() - pos), &cp);
+  if (n <= 0) {
+    *length = 1;
+    return 0xFFFD;
+  }
+  *length = static_cast<size_t>(n);
+  return static_cast<char32_t>(cp);
+}
+
 void append_utf8(std::string& out, char32_t cp) {
   utf8proc_uint8_t buf[4];
   utf8proc_ssize_t n = utf8proc_encode_char(static_cast<utf8proc_int32_t>(cp), buf);
@@ -134,19 +146,26 @@ std::string capitalize(const std::string& s) {
   return out;
 }
 
+// Works on the UTF-8 bytes, decoding only the code points at the two ends (chat messages can be long).
 std::string strip(const std::string& s, const std::string* chars, bool left, bool right) {
-  std::vector<char32_t> cps = decode(s);
   std::vector<char32_t> set;
   if (chars) set = decode(*chars);
   auto strippable = [&](char32_t c) {
     return chars ? std::find(set.begin(), set.end(), c) != set.end() : is_space(c);
   };
-  size_t begin = 0, end = cps.size();
+  size_t begin = 0, end = s.size(), n = 0;
   if (left)
-    while (begin < end && strippable(cps[begin])) ++begin;
-  if (right)
-    while (end > begin && strippable(cps[end - 1])) --end;
-  return encode(std::vector<char32_t>(cps.begin() + begin, cps.begin() + end));
+    while (begin < end && strippable(decode_at(s, begin, &n))) begin += n;
+  if (right) {
+    while (end > begin) {
+      size_t start = end - 1;
+      while (start > begin && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
+      char32_t c = decode_at(s, start, &n);
+      if (start + n != end || !strippable(c)) break;
+      end = start;
+    }
+  }
+  return s.substr(begin, end - begin);
 }
 
 std::vector<std::string> split(const std::string& s, const std::string* sep, int64_t maxsplit, bool from_right) {

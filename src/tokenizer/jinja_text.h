@@ -10,6 +10,8 @@ namespace slime::jinja::text {
 
 // Decodes UTF-8 to code points; invalid bytes become U+FFFD so nothing is silently dropped.
 std::vector<char32_t> decode(const std::string& s);
+// The code point starting at byte `pos` and its length in bytes (an invalid byte: U+FFFD, length 1).
+char32_t decode_at(const std::string& s, size_t pos, size_t* length);
 std::string encode(const std::vector<char32_t>& cps);
 void append_utf8(std::string& out, char32_t cp);
 int64_t length(const std::string& s);  // code points
