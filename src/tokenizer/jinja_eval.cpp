@@ -276,7 +276,18 @@ Value Interpreter::make_macro(const Stmt& stmt, const std::string& name, ScopePt
       throw;
     }
     scope_ = saved;
-    return Value::from_string(capture(macro->body, scope));
+    // Recursive macros (tool-schema renderers) are fine; unbounded recursion is an error, not a stack overflow.
+    if (macro_depth_ >= kMaxMacroDepth)
+      SLIME_FAIL("RecursionError: macro '", name, "' nested more than ", kMaxMacroDepth, " calls deep");
+    ++macro_depth_;
+    try {
+      Value result = Value::from_string(capture(macro->body, scope));
+      --macro_depth_;
+      return result;
+    } catch (...) {
+      --macro_depth_;
+      throw;
+    }
   });
 }
 

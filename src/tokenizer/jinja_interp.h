@@ -60,6 +60,8 @@ class Interpreter {
   std::unordered_map<std::string, Value> globals_;
   std::string* out_ = nullptr;
   std::string output_;
+  static constexpr int kMaxMacroDepth = 256;
+  int macro_depth_ = 0;
 };
 
 // Builtin tables (jinja_filters.cpp, jinja_methods.cpp).

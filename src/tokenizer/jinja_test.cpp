@@ -246,6 +246,7 @@ TEST_CASE("runtime errors carry jinja2's error type, message and the line", "[ji
   check_error("{{ 5() }}", "TypeError: 'int' object is not callable", 1);
   check_error("{{ 'a'|join(nope=1) }}", "unexpected keyword argument 'nope'", 1);
   check_error("{{ ''.split('') }}", "ValueError: empty separator", 1);
+  check_error("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}\n{{ f(0) }}", "RecursionError", 1);
   check_error("{{ xs|items|list }}", "TypeError: Can only get item pairs from a mapping.", 1);
   // Generators fail when iterated, not when made; they have no len().
   check_error("{{ 5|select('odd')|list }}", "TypeError: 'int' object is not iterable", 1);
