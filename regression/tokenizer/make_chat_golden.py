@@ -70,10 +70,13 @@ def make_jinja_renderer(fixed_now):
 
 
 def make_transformers_renderer(fixed_now):
-    import transformers
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
+    try:
+        import transformers
+        from tokenizers import Tokenizer
+        from tokenizers.models import WordLevel
+        from transformers import PreTrainedTokenizerFast
+    except ImportError as e:
+        sys.exit(f"make_chat_golden.py --transformers needs the transformers and tokenizers packages: {e}")
 
     def strftime_now(fmt):
         return fixed_now.strftime(fmt)
