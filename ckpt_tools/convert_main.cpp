@@ -1,8 +1,6 @@
 // slime-convert: checkpoint tools. Subcommands:
 //   init-random   a Hugging Face model directory with random weights from a config.json (demos, benchmarks, tests)
 // The HF <-> Megatron/HDF5 conversions (hf-to-mcore, mcore-to-hf, inspect) arrive with the checkpoint issue.
-#include <sys/stat.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
@@ -34,7 +32,6 @@ void init_random_model(const std::string& config_path, const std::string& out_di
   model::ModelConfig config = model::ModelConfig::from_hf_json(read_json_file(config_path), config_path);
   model::Decoder decoder(config);
   model::init_random(config, decoder.params(), seed, stddev);
-  ::mkdir(out_dir.c_str(), 0755);
   model::save_hf_checkpoint(out_dir, config, decoder.params(), dtype == "bfloat16" ? DType::BF16 : DType::F32);
   if (!tokenizer_dir.empty()) {
     for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {

@@ -103,3 +103,13 @@ TEST_CASE("json helpers name the file and the field") {
   CHECK_THROWS_WITH(read_json_file("/nonexistent/x.json"), Catch::Contains("/nonexistent/x.json: cannot open"));
   std::remove(path.c_str());
 }
+
+TEST_CASE("make_directories creates parents and reports failures") {
+  std::system("rm -rf /tmp/slime_core_dirs");
+  make_directories("/tmp/slime_core_dirs/a/b/c/");
+  CHECK(is_directory("/tmp/slime_core_dirs/a/b/c"));
+  make_directories("/tmp/slime_core_dirs/a/b/c");  // exists: fine
+  write_file_atomic("/tmp/slime_core_dirs/file", "x");
+  CHECK_THROWS_WITH(make_directories("/tmp/slime_core_dirs/file/sub"), Catch::Contains("/tmp/slime_core_dirs/file"));
+  std::system("rm -rf /tmp/slime_core_dirs");
+}

@@ -48,6 +48,15 @@ std::string path_join(const std::string& a, const std::string& b) {
   return a.back() == '/' ? a + b : a + "/" + b;
 }
 
+void make_directories(const std::string& path) {
+  if (path.empty() || is_directory(path)) return;
+  const size_t slash = path.find_last_of('/', path.size() > 1 ? path.size() - 2 : 0);
+  if (slash != std::string::npos && slash > 0) make_directories(path.substr(0, slash));
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+    SLIME_FAIL(path, ": cannot create directory: ", std::strerror(errno));
+  SLIME_CHECK(is_directory(path), path, ": exists and is not a directory");
+}
+
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   SLIME_CHECK(in, path, ": cannot open: ", std::strerror(errno));

@@ -12,6 +12,8 @@ using json = nlohmann::json;
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
 std::string path_join(const std::string& a, const std::string& b);
+// mkdir -p: creates `path` and any missing parents; an error names the directory that could not be made.
+void make_directories(const std::string& path);
 std::string read_text_file(const std::string& path);
 // Writes to `path.tmp.<pid>` then renames over `path`, so readers never see half a file.
 void write_file_atomic(const std::string& path, const std::string& contents);

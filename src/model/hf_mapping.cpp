@@ -1,7 +1,5 @@
 #include "model/hf_mapping.h"
 
-#include <sys/stat.h>
-
 #include <cstring>
 #include <map>
 #include <set>
@@ -169,8 +167,7 @@ std::vector<std::pair<std::string, Tensor>> export_hf_tensors(const ModelConfig&
 void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const ParamRegistry& params, DType dtype,
                         uint64_t max_shard_bytes) {
   SLIME_CHECK(dtype == DType::F32 || dtype == DType::BF16, "save_hf_checkpoint: dtype must be F32 or BF16");
-  ::mkdir(dir.c_str(), 0755);
-  SLIME_CHECK(is_directory(dir), dir, ": cannot create directory");
+  make_directories(dir);
   auto tensors = export_hf_tensors(config, params, false);
   if (dtype == DType::BF16) {
     for (auto& [name, t] : tensors) {
