@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
   decoder.forward(batch, targets, 1.0f, &lp, nullptr);
   decoder.backward(dlp, Tensor());
   cpu::reset_gemm_stats();
+  const bool profile = std::getenv("SLIME_GEMM_PROFILE") != nullptr;
+  cpu::set_gemm_shape_profiling(profile);
   Stopwatch watch;
   for (int s = 0; s < steps; ++s) {
     decoder.params().zero_grad();
@@ -103,5 +105,15 @@ int main(int argc, char** argv) {
   std::printf("  OpenBLAS sgemm (best n^3) %7.1f GFLOP/s  (n = 512/1024/2048, measured in this run)\n", peak / 1e9);
   std::printf("  GEMM / sgemm rate        %8.1f %%      (target >= 50%%): %s\n", 100.0 * ratio,
               ratio >= 0.5 ? "PASS" : "FAIL");
+  if (profile) {
+    std::vector<std::pair<std::string, cpu::GemmStats>> shapes(cpu::gemm_shape_stats().begin(),
+                                                               cpu::gemm_shape_stats().end());
+    std::sort(shapes.begin(), shapes.end(), [](auto& a, auto& b) { return a.second.seconds > b.second.seconds; });
+    std::printf("  GEMM shapes by time (SLIME_GEMM_PROFILE):\n");
+    for (size_t i = 0; i < std::min<size_t>(shapes.size(), 15); ++i)
+      std::printf("    %-22s %6lld calls %7.3f s/step %7.1f GFLOP/s\n", shapes[i].first.c_str(),
+                  static_cast<long long>(shapes[i].second.calls / steps), shapes[i].second.seconds / steps,
+                  shapes[i].second.flops / shapes[i].second.seconds / 1e9);
+  }
   return ratio >= 0.5 ? 0 : 1;
 }

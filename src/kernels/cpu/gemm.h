@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 namespace slime::cpu {
 
@@ -18,5 +20,9 @@ struct GemmStats {
 };
 GemmStats& gemm_stats();
 void reset_gemm_stats();
+
+// Per-shape totals ("NT 2048x1152x384" -> stats), kept only while enabled (benchmarks, profiling).
+void set_gemm_shape_profiling(bool enabled);
+const std::map<std::string, GemmStats>& gemm_shape_stats();
 
 }  // namespace slime::cpu
