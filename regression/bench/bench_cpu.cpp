@@ -38,7 +38,7 @@ double sgemm_rate(int64_t n, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Kokkos::ScopeGuard kokkos(argc, argv);
+  Kokkos::ScopeGuard kokkos;  // no argv: Kokkos would answer --help itself
   const int steps = argc > 1 ? std::atoi(argv[1]) : 3;
   model::ModelConfig c = model::ModelConfig::from_hf_json(json::parse(R"({
     "architectures": ["Qwen2ForCausalLM"], "vocab_size": 8192, "hidden_size": 384, "intermediate_size": 1024,

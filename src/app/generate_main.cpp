@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    Kokkos::ScopeGuard kokkos(argc, argv);
+    Kokkos::ScopeGuard kokkos;  // no argv: Kokkos would answer --help itself
     Stopwatch load_watch;
     model::ModelConfig config = model::ModelConfig::from_hf_dir(model_dir);
     model::Decoder decoder(config);

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   slime::log::set_rank(rank);
   int exit_code = 0;
   try {
-    Kokkos::ScopeGuard kokkos(argc, argv);
+    Kokkos::ScopeGuard kokkos;  // no argv: Kokkos would answer --help itself
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.size() == 1 && args[0] == "--help-markdown") {
       if (rank == 0) std::fputs(slime::format_help_markdown().c_str(), stdout);
