@@ -42,24 +42,10 @@ using ordered_json = nlohmann::ordered_json;
 const char* const kFormatDtypeNames[] = {"BOOL", "U8",  "I8",  "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4",
                                          "F6_E2M3", "F6_E3M2", "I16", "U16", "F16", "BF16", "I32",
                                          "U32", "F32", "C64", "F64", "I64", "U64"};
-const DType kAllDtypes[] = {DType::F32, DType::F64, DType::BF16, DType::F16, DType::I64,
-                            DType::I32, DType::I16, DType::I8,   DType::U8,  DType::Bool};
-
 std::string supported_dtype_list() {
   std::string names;
-  for (DType d : kAllDtypes) names += cat(names.empty() ? "" : ", ", dtype_name(d));
+  for (DType d : all_dtypes()) names += cat(names.empty() ? "" : ", ", dtype_name(d));
   return names;
-}
-
-template <class Json>
-const char* json_type_name(const Json& value) {
-  if (value.is_null()) return "null";
-  if (value.is_boolean()) return "boolean";
-  if (value.is_number_integer() || value.is_number_unsigned()) return "integer";
-  if (value.is_number_float()) return "number";
-  if (value.is_string()) return "string";
-  if (value.is_array()) return "array";
-  return "object";
 }
 
 // A short rendering of a JSON value for error messages.

@@ -30,10 +30,14 @@ const char* dtype_name(DType dtype) {
   return "?";
 }
 
+const std::vector<DType>& all_dtypes() {
+  static const std::vector<DType> all = {DType::F32, DType::F64, DType::BF16, DType::F16, DType::I64,
+                                         DType::I32, DType::I16, DType::I8,   DType::U8,  DType::Bool};
+  return all;
+}
+
 bool dtype_from_name(const std::string& name, DType* out) {
-  static const DType all[] = {DType::F32, DType::F64, DType::BF16, DType::F16, DType::I64,
-                              DType::I32, DType::I16, DType::I8,   DType::U8,  DType::Bool};
-  for (DType d : all) {
+  for (DType d : all_dtypes()) {
     if (name == dtype_name(d)) {
       *out = d;
       return true;

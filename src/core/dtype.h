@@ -5,12 +5,15 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace slime {
 
 enum class DType : uint8_t { F32, F64, BF16, F16, I64, I32, I16, I8, U8, Bool };
 
 size_t dtype_size(DType dtype);
+// Every DType, in enum order.
+const std::vector<DType>& all_dtypes();
 // Names as safetensors writes them: F32, F64, BF16, F16, I64, I32, I16, I8, U8, BOOL.
 const char* dtype_name(DType dtype);
 // Inverse of dtype_name; returns false when the name is unknown.

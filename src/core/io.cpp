@@ -13,18 +13,8 @@
 namespace slime {
 namespace {
 
-const char* json_type(const json& value) {
-  if (value.is_null()) return "null";
-  if (value.is_boolean()) return "boolean";
-  if (value.is_number_integer() || value.is_number_unsigned()) return "integer";
-  if (value.is_number_float()) return "number";
-  if (value.is_string()) return "string";
-  if (value.is_array()) return "array";
-  return "object";
-}
-
 const json& field(const json& object, const std::string& key, const std::string& where) {
-  SLIME_CHECK(object.is_object(), where, ": expected a JSON object, got ", json_type(object));
+  SLIME_CHECK(object.is_object(), where, ": expected a JSON object, got ", json_type_name(object));
   auto it = object.find(key);
   SLIME_CHECK(it != object.end(), where, ": missing field '", key, "'");
   return *it;
@@ -102,7 +92,7 @@ int64_t json_int(const json& object, const std::string& key, const std::string& 
     return static_cast<int64_t>(d);
   }
   SLIME_CHECK(v.is_number_integer() || v.is_number_unsigned(), where, ": field '", key,
-              "': expected integer, got ", json_type(v));
+              "': expected integer, got ", json_type_name(v));
   return v.get<int64_t>();
 }
 
@@ -112,7 +102,7 @@ int64_t json_int_or(const json& object, const std::string& key, int64_t fallback
 
 double json_number(const json& object, const std::string& key, const std::string& where) {
   const json& v = field(object, key, where);
-  SLIME_CHECK(v.is_number(), where, ": field '", key, "': expected number, got ", json_type(v));
+  SLIME_CHECK(v.is_number(), where, ": field '", key, "': expected number, got ", json_type_name(v));
   return v.get<double>();
 }
 
@@ -123,13 +113,13 @@ double json_number_or(const json& object, const std::string& key, double fallbac
 bool json_bool_or(const json& object, const std::string& key, bool fallback, const std::string& where) {
   if (!json_has(object, key)) return fallback;
   const json& v = object.at(key);
-  SLIME_CHECK(v.is_boolean(), where, ": field '", key, "': expected boolean, got ", json_type(v));
+  SLIME_CHECK(v.is_boolean(), where, ": field '", key, "': expected boolean, got ", json_type_name(v));
   return v.get<bool>();
 }
 
 std::string json_string(const json& object, const std::string& key, const std::string& where) {
   const json& v = field(object, key, where);
-  SLIME_CHECK(v.is_string(), where, ": field '", key, "': expected string, got ", json_type(v));
+  SLIME_CHECK(v.is_string(), where, ": field '", key, "': expected string, got ", json_type_name(v));
   return v.get<std::string>();
 }
 

@@ -18,6 +18,19 @@ std::string read_text_file(const std::string& path);
 // Writes to `path.tmp.<pid>` then renames over `path`, so readers never see half a file.
 void write_file_atomic(const std::string& path, const std::string& contents);
 
+// "null", "boolean", "integer", "number", "string", "array" or "object" (for error messages); works for json and
+// ordered_json.
+template <class Json>
+const char* json_type_name(const Json& value) {
+  if (value.is_null()) return "null";
+  if (value.is_boolean()) return "boolean";
+  if (value.is_number_integer() || value.is_number_unsigned()) return "integer";
+  if (value.is_number_float()) return "number";
+  if (value.is_string()) return "string";
+  if (value.is_array()) return "array";
+  return "object";
+}
+
 // Parses a JSON file; malformed JSON -> "<path>: malformed JSON: <parser message>".
 json read_json_file(const std::string& path);
 
