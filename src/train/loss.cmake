@@ -1,0 +1,1 @@
+# loss part of the trainer (owned by its author)

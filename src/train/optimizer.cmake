@@ -1,0 +1,1 @@
+# optimizer part of the trainer (owned by its author)

@@ -1,0 +1,1 @@
+# schedule part of the trainer (owned by its author)

@@ -1,0 +1,1 @@
+# trainer part of the trainer (owned by its author)
