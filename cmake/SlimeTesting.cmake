@@ -13,7 +13,7 @@ function(slime_add_test)
   endif()
   if(T_NP)
     add_test(NAME ${T_NAME} COMMAND ${MPIEXEC_EXECUTABLE} ${SLIME_MPIRUN_FLAGS} -np ${T_NP}
-             $<TARGET_FILE:${T_NAME}>)
+             $<TARGET_FILE:${T_NAME}> --use-colour no)
     set(T_LABELS ${T_LABELS} mpi)
   else()
     add_test(NAME ${T_NAME} COMMAND ${T_NAME})

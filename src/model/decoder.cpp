@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 #include "kernels/cpu/ops.h"
@@ -50,28 +51,47 @@ void PackedBatch::validate(int64_t vocab_size) const {
   }
 }
 
-Decoder::Decoder(const ModelConfig& config) : config_(config) {
+Decoder::Decoder(const ModelConfig& config, const comm::Group& tp) : config_(config), tp_(tp) {
   const ModelConfig& c = config_;
+  const int tp_size = tp_.size, r = tp_.rank;
   SLIME_CHECK(c.padded_vocab_size >= c.vocab_size, "padded vocab size ", c.padded_vocab_size, " < vocab size ",
               c.vocab_size);
-  const int64_t h = c.hidden_size, d = c.head_dim, F = c.intermediate_size;
-  embedding_ = &params_.add("embedding.word_embeddings.weight", {c.padded_vocab_size, h}, 0);
+  SLIME_CHECK(c.num_kv_heads % tp_size == 0, "--tensor-model-parallel-size ", tp_size,
+              " must divide the number of KV heads (num_key_value_heads = ", c.num_kv_heads, ")");
+  const int64_t h = c.hidden_size, d = c.head_dim, F = c.intermediate_size, per = c.heads_per_group();
+  const int64_t group_rows = (per + 2) * d;  // fused QKV rows of one KV group
+  // Fused QKV rows are grouped per KV group, so rank r's whole groups are one contiguous block of rows.
+  const auto groups = contiguous_shard(c.num_kv_heads, r, tp_size, "num_key_value_heads");
+  const std::vector<ShardBlock> qkv_blocks = {{groups[0].global_start * group_rows, 0, groups[0].size * group_rows}};
+  // fc1 is [gate; up]: rank r holds gate rows [rF/tp, (r+1)F/tp) and the matching up rows, as [gate_r; up_r].
+  const auto ffn = contiguous_shard(F, r, tp_size, "intermediate_size");
+  const std::vector<ShardBlock> fc1_blocks = {{ffn[0].global_start, 0, ffn[0].size},
+                                              {F + ffn[0].global_start, ffn[0].size, ffn[0].size}};
+  const auto vocab = contiguous_shard(c.padded_vocab_size, r, tp_size, "the padded vocabulary");
+  const auto proj_cols = contiguous_shard(c.num_heads * d, r, tp_size, "num_attention_heads * head_dim");
+
+  embedding_ = &params_.add("embedding.word_embeddings.weight", {c.padded_vocab_size, h}, 0, vocab);
   layers_.resize(c.num_layers);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     LayerParams& p = layers_[l];
     p.input_norm = &params_.add(layer_name(l, "self_attention.linear_qkv.layer_norm_weight"), {h});
-    p.qkv_weight = &params_.add(layer_name(l, "self_attention.linear_qkv.weight"), {c.qkv_rows(), h}, 0);
-    p.qkv_bias = c.qkv_bias ? &params_.add(layer_name(l, "self_attention.linear_qkv.bias"), {c.qkv_rows()}, 0)
+    p.qkv_weight = &params_.add(layer_name(l, "self_attention.linear_qkv.weight"), {c.qkv_rows(), h}, 0,
+                                qkv_blocks);
+    p.qkv_bias = c.qkv_bias ? &params_.add(layer_name(l, "self_attention.linear_qkv.bias"), {c.qkv_rows()}, 0,
+                                           qkv_blocks)
                             : nullptr;
     p.q_norm = c.qk_norm ? &params_.add(layer_name(l, "self_attention.q_layernorm.weight"), {d}) : nullptr;
     p.k_norm = c.qk_norm ? &params_.add(layer_name(l, "self_attention.k_layernorm.weight"), {d}) : nullptr;
-    p.proj_weight = &params_.add(layer_name(l, "self_attention.linear_proj.weight"), {h, c.num_heads * d}, 1);
+    p.proj_weight = &params_.add(layer_name(l, "self_attention.linear_proj.weight"), {h, c.num_heads * d}, 1,
+                                 proj_cols);
     p.mlp_norm = &params_.add(layer_name(l, "mlp.linear_fc1.layer_norm_weight"), {h});
-    p.fc1_weight = &params_.add(layer_name(l, "mlp.linear_fc1.weight"), {2 * F, h}, 0);
-    p.fc2_weight = &params_.add(layer_name(l, "mlp.linear_fc2.weight"), {h, F}, 1);
+    p.fc1_weight = &params_.add(layer_name(l, "mlp.linear_fc1.weight"), {2 * F, h}, 0, fc1_blocks);
+    p.fc2_weight = &params_.add(layer_name(l, "mlp.linear_fc2.weight"), {h, F}, 1, ffn);
   }
   final_norm_ = &params_.add("decoder.final_layernorm.weight", {h});
-  if (!c.tie_word_embeddings) output_ = &params_.add("output_layer.weight", {c.padded_vocab_size, h}, 0);
+  if (!c.tie_word_embeddings)
+    output_ = &params_.add("output_layer.weight", {c.padded_vocab_size, h}, 0, vocab);
+  params_.allocate();
   inv_freq_ = rope_inv_freq(c);
 }
 
@@ -80,13 +100,18 @@ Param& Decoder::output_weight() { return output_ ? *output_ : *embedding_; }
 
 int64_t Decoder::lm_head_chunk_rows() const {
   const int64_t budget_floats = int64_t{16} << 20;  // 64 MiB of fp32 logits per chunk
-  return std::max<int64_t>(1, budget_floats / config_.padded_vocab_size);
+  return std::max<int64_t>(1, budget_floats / local_vocab());
+}
+
+void Decoder::lm_head_logits(const Tensor& hidden, int64_t r0, int64_t rows, Tensor& logits) {
+  cpu::linear_forward<float>(F(hidden) + r0 * config_.hidden_size, F(output_weight().value), nullptr, F(logits),
+                             rows, config_.hidden_size, local_vocab());
 }
 
 void Decoder::layer_forward(const LayerParams& p, const Tensor& x, LayerActivations& a, BatchState& s) {
   const ModelConfig& c = config_;
-  const int64_t T = x.dim(0), h = c.hidden_size, H = c.num_heads, G = c.num_kv_heads, d = c.head_dim;
-  const int64_t F_ = c.intermediate_size;
+  const int64_t T = x.dim(0), h = c.hidden_size, H = local_heads(), G = local_groups(), d = c.head_dim;
+  const int64_t F_ = local_ffn();
   const float eps = static_cast<float>(c.rms_norm_eps);
   a.x_in = x;
 
@@ -94,9 +119,9 @@ void Decoder::layer_forward(const LayerParams& p, const Tensor& x, LayerActivati
   a.rstd_attn = empty_f32({T});
   a.xn_attn = empty_f32({T, h});
   cpu::rmsnorm_forward<float>(F(x), F(p.input_norm->value), eps, F(a.xn_attn), F(a.rstd_attn), T, h);
-  Tensor qkv = empty_f32({T, c.qkv_rows()});
+  Tensor qkv = empty_f32({T, local_qkv_rows()});
   cpu::linear_forward<float>(F(a.xn_attn), F(p.qkv_weight->value), p.qkv_bias ? F(p.qkv_bias->value) : nullptr,
-                             F(qkv), T, h, c.qkv_rows());
+                             F(qkv), T, h, local_qkv_rows());
   a.q = empty_f32({H, T, d});
   a.k = empty_f32({G, T, d});
   a.v = empty_f32({G, T, d});
@@ -122,9 +147,10 @@ void Decoder::layer_forward(const LayerParams& p, const Tensor& x, LayerActivati
   cpu::heads_to_tokens<float>(F(a.attn_out), F(a.attn_tokens), T, H, d);
   a.x_mid = empty_f32({T, h});
   cpu::linear_forward<float>(F(a.attn_tokens), F(p.proj_weight->value), nullptr, F(a.x_mid), T, H * d, h);
+  tp_.allreduce_sum(F(a.x_mid), T * h);  // row-parallel output
   add_inplace(F(a.x_mid), F(x), T * h);
 
-  // MLP block.
+  // MLP block (fc2 happens in run_layers so x_mid stays intact for backward).
   a.rstd_mlp = empty_f32({T});
   a.xn_mlp = empty_f32({T, h});
   cpu::rmsnorm_forward<float>(F(a.x_mid), F(p.mlp_norm->value), eps, F(a.xn_mlp), F(a.rstd_mlp), T, h);
@@ -144,15 +170,26 @@ Tensor Decoder::run_layers(const PackedBatch& batch, bool keep, BatchState* stat
   s.rope_sin = empty_f32({T, c.head_dim / 2});
   cpu::rope_tables<float>(inv_freq_.data(), c.head_dim / 2, batch.positions.data(), T, F(s.rope_cos),
                           F(s.rope_sin));
+  // Vocab-parallel embedding: each rank looks up the tokens of its vocab slice, the group sums.
   Tensor x = empty_f32({T, h});
-  cpu::embedding_forward<float>(batch.tokens.data(), F(embedding_->value), F(x), T, h);
+  if (tp_.single()) {
+    cpu::embedding_forward<float>(batch.tokens.data(), F(embedding_->value), F(x), T, h);
+  } else {
+    x.fill_zero();
+    const int64_t v0 = embedding_->blocks[0].global_start, vn = embedding_->blocks[0].size;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t local = batch.tokens[t] - v0;
+      if (local >= 0 && local < vn) std::memcpy(F(x) + t * h, F(embedding_->value) + local * h, h * sizeof(float));
+    }
+    tp_.allreduce_sum(F(x), T * h);
+  }
   s.layers.assign(keep ? c.num_layers : 1, LayerActivations{});
   for (int64_t l = 0; l < c.num_layers; ++l) {
     LayerActivations& a = s.layers[keep ? l : 0];
     layer_forward(layers_[l], x, a, s);
-    // Layer output = x_mid + fc2(act); written into a fresh tensor so x_mid stays intact for backward.
     Tensor y = empty_f32({T, h});
-    cpu::linear_forward<float>(F(a.act), F(layers_[l].fc2_weight->value), nullptr, F(y), T, c.intermediate_size, h);
+    cpu::linear_forward<float>(F(a.act), F(layers_[l].fc2_weight->value), nullptr, F(y), T, local_ffn(), h);
+    tp_.allreduce_sum(F(y), T * h);  // row-parallel output
     add_inplace(F(y), F(a.x_mid), T * h);
     x = y;
   }
@@ -168,9 +205,8 @@ Tensor Decoder::forward_logits(const PackedBatch& batch) {
   BatchState scratch;
   Tensor hidden = run_layers(batch, false, &scratch);
   const int64_t T = batch.num_tokens();
-  Tensor logits = empty_f32({T, config_.padded_vocab_size});
-  cpu::linear_forward<float>(F(hidden), F(output_weight().value), nullptr, F(logits), T, config_.hidden_size,
-                             config_.padded_vocab_size);
+  Tensor logits = empty_f32({T, local_vocab()});
+  lm_head_logits(hidden, 0, T, logits);
   return logits;
 }
 
@@ -186,29 +222,45 @@ void Decoder::forward(const PackedBatch& batch, const std::vector<int64_t>& targ
   state_ = BatchState{};
   run_layers(batch, true, &state_);
   BatchState& s = state_;
-  const int64_t T = batch.num_tokens(), h = c.hidden_size, V = c.padded_vocab_size;
+  const int64_t T = batch.num_tokens(), V = local_vocab();
   s.targets = targets;
   s.inv_temperature = 1.0f / temperature;
   s.with_entropy = entropy != nullptr;
   s.lse = empty_f32({T});
+  s.mean_z = empty_f32({T});
   *logprobs = empty_f32({T});
   if (entropy) *entropy = empty_f32({T});
   const int64_t chunk = lm_head_chunk_rows();
   Tensor logits = empty_f32({std::min(chunk, std::max<int64_t>(T, 1)), V});
+  std::vector<float> row_max;
+  std::vector<double> sums;  // [3, rows]: sum exp, sum exp*z, target z
   for (int64_t r0 = 0; r0 < T; r0 += chunk) {
     const int64_t rows = std::min(chunk, T - r0);
-    cpu::linear_forward<float>(F(s.hidden) + r0 * h, F(output_weight().value), nullptr, F(logits), rows, h, V);
-    const cpu::LogitsShape shape{rows, V, c.vocab_size};
-    cpu::logprob_entropy_forward<float>(shape, F(logits), s.targets.data() + r0, s.inv_temperature,
-                                        F(*logprobs) + r0, entropy ? F(*entropy) + r0 : nullptr, F(s.lse) + r0);
+    lm_head_logits(s.hidden, r0, rows, logits);
+    const cpu::LogitsShape shape{rows, V, c.vocab_size, output_weight().blocks[0].global_start};
+    row_max.resize(rows);
+    sums.resize(3 * rows);
+    cpu::logprob_partial_max<float>(shape, F(logits), s.inv_temperature, row_max.data());
+    tp_.allreduce_max(row_max.data(), rows);
+    cpu::logprob_partial_sums<float>(shape, F(logits), s.targets.data() + r0, s.inv_temperature, row_max.data(),
+                                     sums.data(), sums.data() + rows, sums.data() + 2 * rows);
+    tp_.allreduce_sum(sums.data(), 3 * rows);
+    for (int64_t i = 0; i < rows; ++i) {
+      const double log_z = row_max[i] + std::log(sums[i]);
+      const double mean_z = sums[rows + i] / sums[i];
+      F(s.lse)[r0 + i] = static_cast<float>(log_z);
+      F(s.mean_z)[r0 + i] = static_cast<float>(mean_z);
+      F(*logprobs)[r0 + i] = static_cast<float>(sums[2 * rows + i] - log_z);
+      if (entropy) F(*entropy)[r0 + i] = static_cast<float>(log_z - mean_z);
+    }
   }
   s.valid = true;
 }
 
 Tensor Decoder::layer_backward(const LayerParams& p, const Tensor& dy, LayerActivations& a, BatchState& s) {
   const ModelConfig& c = config_;
-  const int64_t T = dy.dim(0), h = c.hidden_size, H = c.num_heads, G = c.num_kv_heads, d = c.head_dim;
-  const int64_t F_ = c.intermediate_size;
+  const int64_t T = dy.dim(0), h = c.hidden_size, H = local_heads(), G = local_groups(), d = c.head_dim;
+  const int64_t F_ = local_ffn();
 
   // MLP block: y = x_mid + fc2(swiglu(fc1(norm(x_mid)))).
   Tensor dact = empty_f32({T, F_});
@@ -219,6 +271,7 @@ Tensor Decoder::layer_backward(const LayerParams& p, const Tensor& dy, LayerActi
   Tensor dxn = empty_f32({T, h});
   cpu::linear_backward<float>(F(a.xn_mlp), F(p.fc1_weight->value), F(dgate_up), F(dxn), F(p.fc1_weight->grad),
                               nullptr, T, h, 2 * F_);
+  tp_.allreduce_sum(F(dxn), T * h);  // column-parallel input gradient
   Tensor dx_mid = empty_f32({T, h});
   cpu::rmsnorm_backward<float>(F(a.x_mid), F(p.mlp_norm->value), F(a.rstd_mlp), F(dxn), F(dx_mid),
                                F(p.mlp_norm->grad), T, h);
@@ -237,19 +290,24 @@ Tensor Decoder::layer_backward(const LayerParams& p, const Tensor& dy, LayerActi
   cpu::rope_apply<float>(F(dq), F(s.rope_cos), F(s.rope_sin), H, T, d, true);
   cpu::rope_apply<float>(F(dk), F(s.rope_cos), F(s.rope_sin), G, T, d, true);
   if (c.qk_norm) {
+    // QK-norm weights act on every head but this rank holds only its heads: the weight gradient of this batch is a
+    // partial sum over the TP group (reduced before it joins the accumulated gradient).
     Tensor dq_raw = empty_f32({H, T, d}), dk_raw = empty_f32({G, T, d});
-    cpu::rmsnorm_backward<float>(F(a.q_raw), F(p.q_norm->value), F(a.q_rstd), F(dq), F(dq_raw), F(p.q_norm->grad),
-                                 H * T, d);
-    cpu::rmsnorm_backward<float>(F(a.k_raw), F(p.k_norm->value), F(a.k_rstd), F(dk), F(dk_raw), F(p.k_norm->grad),
-                                 G * T, d);
+    Tensor dw = Tensor::zeros({2, d}, DType::F32);
+    cpu::rmsnorm_backward<float>(F(a.q_raw), F(p.q_norm->value), F(a.q_rstd), F(dq), F(dq_raw), F(dw), H * T, d);
+    cpu::rmsnorm_backward<float>(F(a.k_raw), F(p.k_norm->value), F(a.k_rstd), F(dk), F(dk_raw), F(dw) + d, G * T, d);
+    tp_.allreduce_sum(F(dw), 2 * d);
+    add_inplace(F(p.q_norm->grad), F(dw), d);
+    add_inplace(F(p.k_norm->grad), F(dw) + d, d);
     dq = dq_raw;
     dk = dk_raw;
   }
-  Tensor dqkv = empty_f32({T, c.qkv_rows()});
+  Tensor dqkv = empty_f32({T, local_qkv_rows()});
   cpu::heads_to_qkv<float>(F(dq), F(dk), F(dv), F(dqkv), T, H, G, d);
   Tensor dxn_attn = empty_f32({T, h});
   cpu::linear_backward<float>(F(a.xn_attn), F(p.qkv_weight->value), F(dqkv), F(dxn_attn), F(p.qkv_weight->grad),
-                              p.qkv_bias ? F(p.qkv_bias->grad) : nullptr, T, h, c.qkv_rows());
+                              p.qkv_bias ? F(p.qkv_bias->grad) : nullptr, T, h, local_qkv_rows());
+  tp_.allreduce_sum(F(dxn_attn), T * h);  // column-parallel input gradient
   Tensor dx = empty_f32({T, h});
   cpu::rmsnorm_backward<float>(F(a.x_in), F(p.input_norm->value), F(a.rstd_attn), F(dxn_attn), F(dx),
                                F(p.input_norm->grad), T, h);
@@ -261,13 +319,14 @@ void Decoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
   SLIME_CHECK(state_.valid, "backward() needs a preceding forward() with the activations kept");
   BatchState& s = state_;
   const ModelConfig& c = config_;
-  const int64_t T = s.batch.num_tokens(), h = c.hidden_size, V = c.padded_vocab_size;
+  const int64_t T = s.batch.num_tokens(), h = c.hidden_size, V = local_vocab();
   SLIME_CHECK(dlogprobs.numel() == T, "backward: dlogprobs has ", dlogprobs.numel(), " values for ", T, " tokens");
   SLIME_CHECK(!dentropy.defined() || dentropy.numel() == T, "backward: dentropy has ", dentropy.numel(),
               " values for ", T, " tokens");
   SLIME_CHECK(!dentropy.defined() || s.with_entropy, "backward: entropy gradient given but forward() computed none");
 
   // LM head, chunk by chunk: recompute logits, turn d(logprob, entropy) into dlogits, then into dhidden and dW.
+  // Each rank only sees its vocab slice, so dhidden is a partial sum over the TP group.
   Tensor dhidden = empty_f32({T, h});
   Param& out = output_weight();
   const int64_t chunk = lm_head_chunk_rows();
@@ -275,14 +334,15 @@ void Decoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
   Tensor dlogits = empty_f32({std::min(chunk, std::max<int64_t>(T, 1)), V});
   for (int64_t r0 = 0; r0 < T; r0 += chunk) {
     const int64_t rows = std::min(chunk, T - r0);
-    cpu::linear_forward<float>(F(s.hidden) + r0 * h, F(out.value), nullptr, F(logits), rows, h, V);
-    const cpu::LogitsShape shape{rows, V, c.vocab_size};
+    lm_head_logits(s.hidden, r0, rows, logits);
+    const cpu::LogitsShape shape{rows, V, c.vocab_size, out.blocks[0].global_start};
     cpu::logprob_entropy_backward<float>(shape, F(logits), s.targets.data() + r0, s.inv_temperature, F(s.lse) + r0,
-                                         F(dlogprobs) + r0, dentropy.defined() ? F(dentropy) + r0 : nullptr,
-                                         F(dlogits));
+                                         F(s.mean_z) + r0, F(dlogprobs) + r0,
+                                         dentropy.defined() ? F(dentropy) + r0 : nullptr, F(dlogits));
     cpu::linear_backward<float>(F(s.hidden) + r0 * h, F(out.value), F(dlogits), F(dhidden) + r0 * h, F(out.grad),
                                 nullptr, rows, h, V);
   }
+  tp_.allreduce_sum(F(dhidden), T * h);
   Tensor dx = empty_f32({T, h});
   cpu::rmsnorm_backward<float>(F(s.x_final), F(final_norm_->value), F(s.rstd_final), F(dhidden), F(dx),
                                F(final_norm_->grad), T, h);
@@ -290,7 +350,15 @@ void Decoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
     dx = layer_backward(layers_[l], dx, s.layers[l], s);
     s.layers[l] = LayerActivations{};  // free as we go
   }
-  cpu::embedding_backward<float>(s.batch.tokens.data(), F(dx), F(embedding_->grad), T, h);
+  // Vocab-parallel embedding: rows of this rank's slice only.
+  const int64_t v0 = embedding_->blocks[0].global_start, vn = embedding_->blocks[0].size;
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t local = s.batch.tokens[t] - v0;
+    if (local < 0 || local >= vn) continue;
+    float* row = F(embedding_->grad) + local * h;
+    const float* g = F(dx) + t * h;
+    for (int64_t j = 0; j < h; ++j) row[j] += g[j];
+  }
   state_ = BatchState{};
 }
 

@@ -7,11 +7,18 @@
 //
 // Training never materialises [tokens, vocab] logits for the whole batch: the LM head and the log-prob/entropy
 // are computed in row chunks, and the backward recomputes each chunk's logits.
+//
+// Tensor parallelism (Megatron): QKV and fc1 are column-parallel (each rank holds whole KV groups and its slice of
+// [gate | up]), the output projection and fc2 are row-parallel (their outputs are summed across the TP group),
+// the embedding and LM head are vocab-parallel (the log-softmax statistics are reduced across the group). The
+// backward all-reduces the input gradients of the column-parallel layers and the QK-norm weight gradients (each
+// rank sees only its heads). With a TP group of one rank none of this communicates.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "comm/parallel.h"
 #include "core/tensor.h"
 #include "model/config.h"
 #include "model/params.h"
@@ -33,14 +40,17 @@ struct PackedBatch {
 
 class Decoder {
  public:
-  // Registers every parameter (zero-initialised) under its Megatron name.
-  explicit Decoder(const ModelConfig& config);
+  // Registers every parameter (zero-initialised) under its Megatron name; with a TP group of several ranks,
+  // each holds its shard. Errors if the TP size does not divide the KV heads, the FFN size or the padded vocab.
+  explicit Decoder(const ModelConfig& config, const comm::Group& tp = comm::Group{});
 
   const ModelConfig& config() const { return config_; }
   ParamRegistry& params() { return params_; }
   const ParamRegistry& params() const { return params_; }
 
-  // Logits [T, padded_vocab] for every token; keeps no activations (inference, tests).
+  const comm::Group& tp() const { return tp_; }
+
+  // Logits [T, padded_vocab / TP] for every token (this rank's vocab slice); keeps no activations.
   Tensor forward_logits(const PackedBatch& batch);
 
   // Training forward: log-probability [T] of targets[t] under softmax(logits_t / temperature) and, if entropy is
@@ -93,6 +103,7 @@ class Decoder {
     std::vector<int64_t> targets;
     float inv_temperature = 1.0f;
     Tensor lse;                 // [T] of logits / temperature
+    Tensor mean_z;              // [T] E_p[logits / temperature] (entropy gradient)
     bool with_entropy = false;
     bool valid = false;
   };
@@ -103,7 +114,17 @@ class Decoder {
   const Param& output_weight() const;
   Param& output_weight();
 
+  // Local (per-TP-rank) sizes.
+  int64_t local_heads() const { return config_.num_heads / tp_.size; }
+  int64_t local_groups() const { return config_.num_kv_heads / tp_.size; }
+  int64_t local_ffn() const { return config_.intermediate_size / tp_.size; }
+  int64_t local_vocab() const { return config_.padded_vocab_size / tp_.size; }
+  int64_t local_qkv_rows() const { return (local_heads() + 2 * local_groups()) * config_.head_dim; }
+  // LM head on rows [r0, r0 + rows) of the hidden states: local logits into `logits`.
+  void lm_head_logits(const Tensor& hidden, int64_t r0, int64_t rows, Tensor& logits);
+
   ModelConfig config_;
+  comm::Group tp_;
   ParamRegistry params_;
   Param* embedding_ = nullptr;
   Param* final_norm_ = nullptr;

@@ -130,14 +130,16 @@ void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamReg
   };
   for (const ParamMapping& m : hf_param_mappings(config)) {
     Param& p = params.at(m.megatron_name);
-    SLIME_ASSERT(p.value.shape() == m.megatron_shape, m.megatron_name);
-    p.value.fill_zero();
-    const int64_t row_width = p.value.numel() / m.megatron_shape[0];
+    SLIME_ASSERT(p.global_shape == m.megatron_shape, m.megatron_name);
+    // Assemble the full Megatron tensor, then keep this rank's tensor-parallel shard of it.
+    Tensor global = Tensor::zeros(m.megatron_shape, DType::F32);
+    const int64_t row_width = global.numel() / m.megatron_shape[0];
     for (const RowCopy& copy : m.copies) {
       const Tensor& src = hf_tensor(copy.hf_name);
-      std::memcpy(p.value.data<float>() + copy.megatron_row * row_width,
+      std::memcpy(global.data<float>() + copy.megatron_row * row_width,
                   src.data<float>() + copy.hf_row * row_width, copy.rows * row_width * sizeof(float));
     }
+    extract_shard(p, global, p.value);
     // Tensors used by a single parameter are no longer needed.
     for (const RowCopy& copy : m.copies) cache.erase(copy.hf_name);
   }
@@ -151,6 +153,8 @@ std::vector<std::pair<std::string, Tensor>> export_hf_tensors(const ModelConfig&
   for (const auto& [name, shape] : hf_tensor_shapes(config)) out[name] = Tensor::zeros(shape, DType::F32);
   for (const ParamMapping& m : hf_param_mappings(config)) {
     const Param& p = params.at(m.megatron_name);
+    SLIME_CHECK(p.local_shape() == p.global_shape, "export_hf_tensors needs whole tensors (tensor-parallel size 1); ",
+                p.name, " is a shard");
     const Tensor& src = gradients ? p.grad : p.value;
     const int64_t row_width = src.numel() / m.megatron_shape[0];
     for (const RowCopy& copy : m.copies) {

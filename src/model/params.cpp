@@ -1,18 +1,49 @@
 #include "model/params.h"
 
+#include <cstring>
+
 #include "core/error.h"
 
 namespace slime::model {
 
-Param& ParamRegistry::add(const std::string& name, const Shape& shape, int partition_dim) {
+Param& ParamRegistry::add(const std::string& name, const Shape& global_shape, int partition_dim,
+                          std::vector<ShardBlock> blocks) {
+  SLIME_ASSERT(!allocated(), "parameter '", name, "' added after allocate()");
   SLIME_ASSERT(index_.count(name) == 0, "parameter '", name, "' registered twice");
+  SLIME_ASSERT(partition_dim < static_cast<int>(global_shape.size()), name, ": partition dim out of range");
+  SLIME_ASSERT((partition_dim < 0) == blocks.empty(), name, ": blocks go with a partition dim");
+  Shape local = global_shape;
+  if (partition_dim >= 0) {
+    int64_t held = 0;
+    for (const ShardBlock& b : blocks) {
+      SLIME_ASSERT(b.global_start >= 0 && b.global_start + b.size <= global_shape[partition_dim], name,
+                   ": shard block outside the tensor");
+      held += b.size;
+    }
+    local[partition_dim] = held;
+  }
   index_[name] = params_.size();
   Param& p = params_.emplace_back();
   p.name = name;
-  p.value = Tensor::zeros(shape, DType::F32);
-  p.grad = Tensor::zeros(shape, DType::F32);
+  p.global_shape = global_shape;
   p.partition_dim = partition_dim;
+  p.blocks = std::move(blocks);
+  p.flat_offset = numel_;
+  local_shapes_.push_back(local);
+  numel_ += shape_numel(local);
   return p;
+}
+
+void ParamRegistry::allocate() {
+  SLIME_ASSERT(!allocated(), "allocate() called twice");
+  values_ = Tensor::zeros({numel_}, DType::F32);
+  grads_ = Tensor::zeros({numel_}, DType::F32);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Param& p = params_[i];
+    const int64_t n = shape_numel(local_shapes_[i]);
+    p.value = values_.slice_rows(p.flat_offset, p.flat_offset + n).reshape(local_shapes_[i]);
+    p.grad = grads_.slice_rows(p.flat_offset, p.flat_offset + n).reshape(local_shapes_[i]);
+  }
 }
 
 Param& ParamRegistry::at(const std::string& name) {
@@ -33,13 +64,50 @@ const Param* ParamRegistry::find(const std::string& name) const {
 }
 
 void ParamRegistry::zero_grad() {
-  for (Param& p : params_) p.grad.fill_zero();
+  if (allocated()) grads_.fill_zero();
 }
 
-int64_t ParamRegistry::numel() const {
-  int64_t n = 0;
-  for (const Param& p : params_) n += p.value.numel();
-  return n;
+std::vector<ShardBlock> contiguous_shard(int64_t n, int rank, int parts, const std::string& what) {
+  SLIME_CHECK(parts >= 1 && n % parts == 0, what, " (", n, ") is not divisible by the tensor-parallel size ", parts);
+  const int64_t each = n / parts;
+  return {{rank * each, 0, each}};
+}
+
+namespace {
+
+// Calls copy(global_offset, local_offset, count) for every contiguous run of elements the shard covers.
+template <class Copy>
+void for_each_run(const Param& p, Copy copy) {
+  const Shape& g = p.global_shape;
+  const Shape local = p.local_shape();
+  if (p.partition_dim < 0) {
+    copy(0, 0, shape_numel(g));
+    return;
+  }
+  // Collapse to [outer, dim, inner] around the partition dim.
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < p.partition_dim; ++d) outer *= g[d];
+  for (size_t d = p.partition_dim + 1; d < g.size(); ++d) inner *= g[d];
+  const int64_t global_dim = g[p.partition_dim], local_dim = local[p.partition_dim];
+  for (int64_t o = 0; o < outer; ++o)
+    for (const ShardBlock& b : p.blocks)
+      copy((o * global_dim + b.global_start) * inner, (o * local_dim + b.local_start) * inner, b.size * inner);
+}
+
+}  // namespace
+
+void extract_shard(const Param& p, const Tensor& global, Tensor& local) {
+  SLIME_ASSERT(global.shape() == p.global_shape && local.shape() == p.local_shape(), p.name, ": shard shapes");
+  const float* src = global.data<float>();
+  float* dst = local.data<float>();
+  for_each_run(p, [&](int64_t g, int64_t l, int64_t n) { std::memcpy(dst + l, src + g, n * sizeof(float)); });
+}
+
+void insert_shard(const Param& p, const Tensor& local, Tensor& global) {
+  SLIME_ASSERT(global.shape() == p.global_shape && local.shape() == p.local_shape(), p.name, ": shard shapes");
+  const float* src = local.data<float>();
+  float* dst = global.data<float>();
+  for_each_run(p, [&](int64_t g, int64_t l, int64_t n) { std::memcpy(dst + g, src + l, n * sizeof(float)); });
 }
 
 }  // namespace slime::model

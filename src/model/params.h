@@ -1,7 +1,11 @@
-// The parameter registry: every trainable tensor of a model under its Megatron-core name, with its gradient.
+// The parameter registry: every trainable tensor of a model under its Megatron-core name, with its gradient and
+// how this rank's copy relates to the full tensor.
 //
 // Names follow Megatron-core's GPTModel (`decoder.layers.3.self_attention.linear_qkv.weight`), so checkpoints,
-// conversion tools and weight sync all speak one vocabulary. Shapes are the full (unsharded) shapes when TP = 1.
+// conversion tools and weight sync speak one vocabulary. With tensor parallelism a rank holds a shard: the rows
+// (partition_dim 0, column-parallel) or columns (partition_dim 1, row-parallel) listed in `blocks`. All values live
+// in one flat fp32 buffer and all gradients in another (Megatron's param/grad buffers), so data-parallel
+// reduce-scatter and all-gather work on contiguous memory.
 #pragma once
 
 #include <deque>
@@ -13,31 +17,62 @@
 
 namespace slime::model {
 
+// Local slice [local_start, local_start + size) along partition_dim is the global slice [global_start, ...).
+struct ShardBlock {
+  int64_t global_start;
+  int64_t local_start;
+  int64_t size;
+};
+
 struct Param {
-  std::string name;  // Megatron-core name
-  Tensor value;      // fp32 on the host (CPU backend)
-  Tensor grad;       // same shape; backward accumulates into it
-  // Tensor-parallel layout: dimension split across TP ranks (0 = column-parallel rows, 1 = row-parallel
-  // columns), or -1 when every TP rank holds a full copy.
-  int partition_dim = -1;
+  std::string name;          // Megatron-core name
+  Tensor value;              // local shard, fp32, a view into the registry's flat value buffer
+  Tensor grad;               // same shape, a view into the flat gradient buffer; backward accumulates into it
+  Shape global_shape;        // the full tensor (tensor-parallel size 1)
+  int partition_dim = -1;    // -1: every tensor-parallel rank holds the whole tensor (e.g. norm weights)
+  std::vector<ShardBlock> blocks;  // slices held along partition_dim (empty when partition_dim == -1)
+  int64_t flat_offset = 0;   // first element in the flat buffers
+
+  Shape local_shape() const { return value.shape(); }
+  bool replicated() const { return partition_dim < 0; }
 };
 
 class ParamRegistry {
  public:
-  // Adds a zero-initialised parameter (and zero gradient). Names must be unique.
-  Param& add(const std::string& name, const Shape& shape, int partition_dim = -1);
+  // Registers a parameter; its local shape follows from the global shape and the blocks. Call allocate() once all
+  // parameters are registered; values and gradients start at zero.
+  Param& add(const std::string& name, const Shape& global_shape, int partition_dim = -1,
+             std::vector<ShardBlock> blocks = {});
+  void allocate();
+  bool allocated() const { return values_.defined(); }
+
   Param& at(const std::string& name);
   const Param& at(const std::string& name) const;
   const Param* find(const std::string& name) const;
-  // In registration order (which is Megatron's module order).
-  std::deque<Param>& all() { return params_; }
+  std::deque<Param>& all() { return params_; }  // registration order (Megatron's module order)
   const std::deque<Param>& all() const { return params_; }
+
+  Tensor& flat_values() { return values_; }  // [numel] fp32
+  Tensor& flat_grads() { return grads_; }
+  const Tensor& flat_values() const { return values_; }
+  const Tensor& flat_grads() const { return grads_; }
   void zero_grad();
-  int64_t numel() const;
+  int64_t numel() const { return numel_; }  // local elements
 
  private:
   std::deque<Param> params_;  // deque: references stay valid as parameters are added
+  std::vector<Shape> local_shapes_;
   std::map<std::string, size_t> index_;
+  Tensor values_, grads_;
+  int64_t numel_ = 0;
 };
+
+// Shards of a global dimension of size `n` over `parts` ranks: rank r holds [r n/parts, (r+1) n/parts).
+// Errors name `what` when n is not divisible.
+std::vector<ShardBlock> contiguous_shard(int64_t n, int rank, int parts, const std::string& what);
+
+// Copies this rank's shard out of a full tensor (fp32, global shape) and back.
+void extract_shard(const Param& param, const Tensor& global, Tensor& local);
+void insert_shard(const Param& param, const Tensor& local, Tensor& global);
 
 }  // namespace slime::model

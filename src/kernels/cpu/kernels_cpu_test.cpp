@@ -251,7 +251,7 @@ TEST_CASE("embedding: gradient accumulates repeated ids") {
 
 TEST_CASE("logprob and entropy: values and gradients, padding columns excluded") {
   Rng rng(9);
-  const LogitsShape shape{5, 12, 10};  // 2 padding columns
+  const LogitsShape shape{5, 12, 10, 0};  // 2 padding columns
   std::vector<int64_t> targets = {0, 9, 3, 3, 7};
   Vector logits = random_vector(shape.tokens * shape.padded, rng, 3.0);
   for (int64_t t = 0; t < shape.tokens; ++t) logits[t * shape.padded + 10] = 50.0;  // padding must not count
@@ -276,11 +276,50 @@ TEST_CASE("logprob and entropy: values and gradients, padding columns excluded")
     logprob_entropy_forward<double>(shape, logits.data(), targets.data(), inv_temp, a.data(), b.data(), c.data());
     return dot(a, w_lp) + dot(b, w_ent);
   };
-  Vector dlogits(logits.size());
-  logprob_entropy_backward<double>(shape, logits.data(), targets.data(), inv_temp, lse.data(), w_lp.data(),
-                                   w_ent.data(), dlogits.data());
+  Vector dlogits(logits.size()), mean_z(shape.tokens);
+  logprob_entropy_forward<double>(shape, logits.data(), targets.data(), inv_temp, lp.data(), ent.data(), lse.data(),
+                                  mean_z.data());
+  logprob_entropy_backward<double>(shape, logits.data(), targets.data(), inv_temp, lse.data(), mean_z.data(),
+                                   w_lp.data(), w_ent.data(), dlogits.data());
   check_gradient("logprob+entropy", logits, dlogits, loss);
   for (int64_t t = 0; t < shape.tokens; ++t) CHECK(dlogits[t * shape.padded + 11] == 0.0);
+
+  // Vocab-parallel: two "ranks" holding columns [0, 6) and [6, 12) give the same results once reduced.
+  const int64_t half = 6;
+  Vector left(shape.tokens * half), right(shape.tokens * half);
+  for (int64_t t = 0; t < shape.tokens; ++t)
+    for (int64_t j = 0; j < half; ++j) {
+      left[t * half + j] = logits[t * shape.padded + j];
+      right[t * half + j] = logits[t * shape.padded + half + j];
+    }
+  const LogitsShape s0{shape.tokens, half, shape.vocab, 0}, s1{shape.tokens, half, shape.vocab, half};
+  CHECK(s1.valid_columns() == 4);
+  Vector m0(shape.tokens), m1(shape.tokens);
+  logprob_partial_max<double>(s0, left.data(), inv_temp, m0.data());
+  logprob_partial_max<double>(s1, right.data(), inv_temp, m1.data());
+  Vector gmax(shape.tokens);
+  for (int64_t t = 0; t < shape.tokens; ++t) gmax[t] = std::max(m0[t], m1[t]);
+  std::vector<double> se0(shape.tokens), sez0(shape.tokens), tz0(shape.tokens), se1(shape.tokens),
+      sez1(shape.tokens), tz1(shape.tokens);
+  logprob_partial_sums<double>(s0, left.data(), targets.data(), inv_temp, gmax.data(), se0.data(), sez0.data(),
+                               tz0.data());
+  logprob_partial_sums<double>(s1, right.data(), targets.data(), inv_temp, gmax.data(), se1.data(), sez1.data(),
+                               tz1.data());
+  for (int64_t t = 0; t < shape.tokens; ++t) {
+    double l = gmax[t] + std::log(se0[t] + se1[t]);
+    CHECK(tz0[t] + tz1[t] - l == Approx(lp[t]).epsilon(1e-12));
+    CHECK(l - (sez0[t] + sez1[t]) / (se0[t] + se1[t]) == Approx(ent[t]).epsilon(1e-12));
+  }
+  Vector d0(shape.tokens * half), d1(shape.tokens * half);
+  logprob_entropy_backward<double>(s0, left.data(), targets.data(), inv_temp, lse.data(), mean_z.data(), w_lp.data(),
+                                   w_ent.data(), d0.data());
+  logprob_entropy_backward<double>(s1, right.data(), targets.data(), inv_temp, lse.data(), mean_z.data(),
+                                   w_lp.data(), w_ent.data(), d1.data());
+  for (int64_t t = 0; t < shape.tokens; ++t)
+    for (int64_t j = 0; j < half; ++j) {
+      CHECK(d0[t * half + j] == Approx(dlogits[t * shape.padded + j]).margin(1e-14));
+      CHECK(d1[t * half + j] == Approx(dlogits[t * shape.padded + half + j]).margin(1e-14));
+    }
 }
 
 TEST_CASE("gemm: transposes and accumulation agree with a direct product") {
