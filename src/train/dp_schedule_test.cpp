@@ -341,6 +341,103 @@ TEST_CASE("forward FLOPs estimate is linear plus quadratic in the length, as sli
   CHECK_THAT(error_of([&] { validate_flops_model(moe); }), Catch::Contains("moe_layer_pattern has 2 entries"));
 }
 
+// ---- schedules computed by slime's own Python code ----
+// Expected values below were produced by running slime's build_dp_schedule / calculate_fwd_flops (THUDM/slime
+// commit 624b824a) on the same inputs; the models are a Qwen3-8B-like dense shape and a Qwen3-30B-A3B-like MoE.
+
+namespace {
+
+FlopsModel dense_8b() {
+  FlopsModel model;
+  model.num_layers = 36;
+  model.hidden_size = 4096;
+  model.num_attention_heads = 32;
+  model.num_query_groups = 8;
+  model.kv_channels = 128;
+  model.ffn_hidden_size = 12288;
+  model.vocab_size = 151936;
+  return model;
+}
+
+FlopsModel moe_30b() {
+  FlopsModel model;
+  model.num_layers = 48;
+  model.hidden_size = 2048;
+  model.num_attention_heads = 32;
+  model.num_query_groups = 4;
+  model.kv_channels = 128;
+  model.ffn_hidden_size = 6144;
+  model.vocab_size = 151936;
+  model.num_experts = 128;
+  model.moe_ffn_hidden_size = 768;
+  model.moe_router_topk = 8;
+  return model;
+}
+
+using Layout = std::vector<std::vector<std::vector<std::vector<int64_t>>>>;  // [step][rank][micro-batch] samples
+
+Layout layout_of(const std::vector<StepSchedule>& schedule) {
+  Layout layout;
+  for (const auto& step : schedule) {
+    auto& ranks = layout.emplace_back();
+    for (const auto& rank : step.per_rank) {
+      auto& microbatches = ranks.emplace_back();
+      for (const MicroBatch& mb : rank) microbatches.push_back(mb.samples);
+    }
+  }
+  return layout;
+}
+
+}  // namespace
+
+TEST_CASE("FLOPs estimate equals slime's for real model shapes, bit for bit") {
+  CHECK(forward_flops(dense_8b(), 1) == 0x1.c31a4p+33);
+  CHECK(forward_flops(dense_8b(), 4097) == 0x1.e738b1a4p+45);
+  CHECK(forward_flops(dense_8b(), 131072) == 0x1.90c6p+52);
+  CHECK(forward_flops(moe_30b(), 1) == 0x1.511ep+32);
+  CHECK(forward_flops(moe_30b(), 4097) == 0x1.b13911ep+44);
+  CHECK(forward_flops(moe_30b(), 131072) == 0x1.aa23p+52);
+}
+
+TEST_CASE("schedules equal slime's: dynamic + balance_data, fan-out rollouts, 3 ranks, 2 steps") {
+  const std::vector<int64_t> rollout_ids = {3, 3, 9, 1, 1, 1, 4, 7, 7, 2, 9, 5, 6, 6, 0, 8};
+  const std::vector<int64_t> lengths = {1426, 3982, 717, 1717, 2766, 297, 396, 3463,
+                                        2294, 485,  1597, 2487, 337, 3826, 2178, 979};
+  ScheduleOptions options = dynamic_options(5, 3, 4096);
+  options.balance_data = true;
+  options.flops = dense_8b();
+  auto schedule = build_dp_schedule(lengths, rollout_ids, options);
+  const Layout expected = {{{{4}, {7}}, {{0, 2, 10, 5}, {8}}, {{1}, {3, 6}}},
+                           {{{13}}, {{9, 11, 12}}, {{14, 15}}}};
+  CHECK(layout_of(schedule) == expected);
+  CHECK(num_microbatches(schedule) == std::vector<int64_t>{2, 1});
+  check_invariants(schedule, 3, iota(16), lengths, 4096);
+}
+
+TEST_CASE("schedules equal slime's: balance_by_flops on an MoE model") {
+  const std::vector<int64_t> lengths = {300, 300, 2500, 2500, 300, 300, 300, 9000, 2500, 300, 9000, 300};
+  ScheduleOptions options = dynamic_options(12, 2, 8192);
+  options.balance_by_flops = true;
+  options.flops = moe_30b();
+  auto schedule = build_dp_schedule(lengths, iota(12), options);
+  const Layout expected = {{{{10}, {2, 3}}, {{7}, {0, 1, 4, 5, 6, 8, 9, 11}}}};
+  CHECK(layout_of(schedule) == expected);
+  check_invariants(schedule, 2, iota(12), lengths);
+}
+
+TEST_CASE("schedules equal slime's: static + balance_data with shuffled siblings") {
+  const std::vector<int64_t> rollout_ids = {5, 2, 5, 8, 2, 8, 1, 1, 3, 3, 0, 0};
+  const std::vector<int64_t> lengths = {1941, 458, 1292, 1285, 1194, 1941, 127, 1182, 1200, 813, 102, 2000};
+  ScheduleOptions options = make_options(3, 2);
+  options.micro_batch_size = 3;
+  options.balance_data = true;
+  options.flops = dense_8b();
+  auto schedule = build_dp_schedule(lengths, rollout_ids, options);
+  const Layout expected = {{{{4, 3, 5}}, {{0, 2, 1}}}, {{{9, 10, 11}}, {{6, 7, 8}}}};
+  CHECK(layout_of(schedule) == expected);
+  check_invariants(schedule, 2, iota(12), lengths);
+}
+
 // ---- Karmarkar-Karp ----
 
 namespace {
