@@ -46,13 +46,15 @@ double layer_flops(const FlopsModel& model, int64_t seq_length, int64_t ffn_widt
 }  // namespace
 
 void validate_flops_model(const FlopsModel& model) {
-  const std::pair<const char*, int64_t> sizes[] = {
-      {"num_layers", model.num_layers},           {"hidden_size", model.hidden_size},
-      {"num_attention_heads", model.num_attention_heads}, {"num_query_groups", model.num_query_groups},
-      {"kv_channels", model.kv_channels},         {"ffn_hidden_size", model.ffn_hidden_size},
-      {"vocab_size", model.vocab_size}};
+  const std::pair<const char*, int64_t> sizes[] = {{"num_layers", model.num_layers},
+                                                   {"hidden_size", model.hidden_size},
+                                                   {"num_attention_heads", model.num_attention_heads},
+                                                   {"num_query_groups", model.num_query_groups},
+                                                   {"kv_channels", model.kv_channels},
+                                                   {"ffn_hidden_size", model.ffn_hidden_size},
+                                                   {"vocab_size", model.vocab_size}};
   for (const auto& [name, value] : sizes)
-    SLIME_CHECK(value > 0, "FLOPs model for data balancing: ", name, " must be positive, got ", value);
+    SLIME_CHECK(value > 0, "FLOPs model: ", name, " must be positive, got ", value);
   SLIME_CHECK(model.num_experts >= 0, "FLOPs model: num_experts must be >= 0 (0 = dense), got ", model.num_experts);
   if (model.num_experts == 0) return;
   SLIME_CHECK(model.moe_ffn_hidden_size > 0, "FLOPs model: moe_ffn_hidden_size must be positive for an MoE model, got ",
@@ -68,6 +70,9 @@ void validate_flops_model(const FlopsModel& model) {
     SLIME_CHECK(static_cast<int64_t>(model.moe_layer_pattern.size()) == model.num_layers,
                 "FLOPs model: moe_layer_pattern has ", model.moe_layer_pattern.size(), " entries but num_layers is ",
                 model.num_layers);
+    for (size_t layer = 0; layer < model.moe_layer_pattern.size(); ++layer)
+      SLIME_CHECK(model.moe_layer_pattern[layer] >= 0, "FLOPs model: moe_layer_pattern[", layer,
+                  "] must be 0 (dense) or positive (MoE), got ", model.moe_layer_pattern[layer]);
   }
 }
 
@@ -87,8 +92,7 @@ double forward_flops(const FlopsModel& model, int64_t seq_length) {
   double total = 0.0;
   if (num_dense_layers > 0)
     total += layer_flops(model, seq_length, model.ffn_hidden_size) * static_cast<double>(num_dense_layers);
-  if (num_moe_layers > 0)
-    total += layer_flops(model, seq_length, moe_ffn_width) * static_cast<double>(num_moe_layers);
+  if (num_moe_layers > 0) total += layer_flops(model, seq_length, moe_ffn_width) * static_cast<double>(num_moe_layers);
   const Int128 lm_head_flops = 2 * Int128(seq_length) * model.hidden_size * model.vocab_size;
   total += to_double(lm_head_flops);
   return total;
@@ -249,8 +253,7 @@ void expand_bins_by_splitting(std::vector<std::vector<int64_t>>& bins, int64_t t
 
     // Longest first (stable), each to the lighter half, the left one on a tie.
     std::vector<int64_t> by_length = bins[chosen];
-    std::stable_sort(by_length.begin(), by_length.end(),
-                     [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
+    std::stable_sort(by_length.begin(), by_length.end(), [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
     std::vector<int64_t> halves[2];
     int64_t half_tokens[2] = {0, 0};
     for (int64_t index : by_length) {
@@ -367,8 +370,8 @@ std::vector<StepSchedule> build_dp_schedule(const std::vector<int64_t>& total_le
                   "; choose sizes so that samples per step % (micro_batch_size * dp_size) == 0");
       expand_bins_by_splitting(bins, target, step_lengths);
       SLIME_CHECK(static_cast<int64_t>(bins.size()) == target, "DP schedule (dynamic batching): step ", step,
-                  " has only ", num_samples, " samples, which make ", bins.size(), " micro-batches at most; ",
-                  target, " are needed for ", dp_size, " data-parallel ranks");
+                  " has only ", num_samples, " samples, which make ", bins.size(), " micro-batches at most; ", target,
+                  " are needed for ", dp_size, " data-parallel ranks");
     }
     const int64_t num_bins = static_cast<int64_t>(bins.size());
 
@@ -412,8 +415,8 @@ std::vector<StepSchedule> build_dp_schedule(const std::vector<int64_t>& total_le
 std::vector<int64_t> rank_samples(const std::vector<StepSchedule>& schedule, int64_t dp_rank) {
   std::vector<int64_t> samples;
   for (const StepSchedule& step : schedule) {
-    SLIME_CHECK(dp_rank >= 0 && dp_rank < static_cast<int64_t>(step.per_rank.size()), "rank_samples: DP rank ",
-                dp_rank, " out of range [0, ", step.per_rank.size(), ")");
+    SLIME_CHECK(dp_rank >= 0 && dp_rank < static_cast<int64_t>(step.per_rank.size()), "rank_samples: DP rank ", dp_rank,
+                " out of range [0, ", step.per_rank.size(), ")");
     for (const MicroBatch& microbatch : step.per_rank[dp_rank])
       samples.insert(samples.end(), microbatch.samples.begin(), microbatch.samples.end());
   }

@@ -55,8 +55,8 @@ struct ScheduleOptions {
   int64_t micro_batch_size = 1;   // samples per micro-batch (static batching)
   bool use_dynamic_batch_size = false;
   std::optional<int64_t> max_tokens_per_gpu;  // token cap per micro-batch (dynamic batching)
-  bool balance_data = false;      // assign micro-batches to ranks by Karmarkar-Karp on FLOPs
-  bool balance_by_flops = false;  // dynamic only: pack micro-batches by Karmarkar-Karp on FLOPs
+  bool balance_data = false;                  // assign micro-batches to ranks by Karmarkar-Karp on FLOPs
+  bool balance_by_flops = false;              // dynamic only: pack micro-batches by Karmarkar-Karp on FLOPs
   int64_t dp_size = 1;
   FlopsModel flops;  // needed only with balance_data or balance_by_flops
 };

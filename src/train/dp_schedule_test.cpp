@@ -1,9 +1,10 @@
 // Tests of the DP micro-batch schedule: every case of slime's tests/test_dp_schedule.py (except VPP rounding:
 // there are no virtual pipeline stages here), Karmarkar-Karp against brute force, schedules produced by slime's
 // own Python code for random inputs, and the invariants on random configurations.
-#include <catch2/catch.hpp>
+#include "train/dp_schedule.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <functional>
 #include <limits>
 #include <set>
@@ -11,7 +12,6 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "train/dp_schedule.h"
 
 using namespace slime;
 using namespace slime::train;
@@ -195,8 +195,9 @@ TEST_CASE("slime: trailing rollouts that do not fill a step are dropped") {
 }
 
 TEST_CASE("slime: fewer rollouts than global_batch_size is an error") {
-  const std::string message = error_of(
-      [] { build_dp_schedule(std::vector<int64_t>(6, 3), {0, 0, 1, 1, 2, 2}, dynamic_options(4, 1, 12)); });
+  const std::string message = error_of([] {
+    build_dp_schedule(std::vector<int64_t>(6, 3), {0, 0, 1, 1, 2, 2}, dynamic_options(4, 1, 12));
+  });
   CHECK_THAT(message, Catch::Contains("num_rollouts (3)") && Catch::Contains("--global-batch-size (4)"));
 }
 
@@ -401,14 +402,13 @@ TEST_CASE("FLOPs estimate equals slime's for real model shapes, bit for bit") {
 
 TEST_CASE("schedules equal slime's: dynamic + balance_data, fan-out rollouts, 3 ranks, 2 steps") {
   const std::vector<int64_t> rollout_ids = {3, 3, 9, 1, 1, 1, 4, 7, 7, 2, 9, 5, 6, 6, 0, 8};
-  const std::vector<int64_t> lengths = {1426, 3982, 717, 1717, 2766, 297, 396, 3463,
-                                        2294, 485,  1597, 2487, 337, 3826, 2178, 979};
+  const std::vector<int64_t> lengths = {1426, 3982, 717,  1717, 2766, 297,  396,  3463,
+                                        2294, 485,  1597, 2487, 337,  3826, 2178, 979};
   ScheduleOptions options = dynamic_options(5, 3, 4096);
   options.balance_data = true;
   options.flops = dense_8b();
   auto schedule = build_dp_schedule(lengths, rollout_ids, options);
-  const Layout expected = {{{{4}, {7}}, {{0, 2, 10, 5}, {8}}, {{1}, {3, 6}}},
-                           {{{13}}, {{9, 11, 12}}, {{14, 15}}}};
+  const Layout expected = {{{{4}, {7}}, {{0, 2, 10, 5}, {8}}, {{1}, {3, 6}}}, {{{13}}, {{9, 11, 12}}, {{14, 15}}}};
   CHECK(layout_of(schedule) == expected);
   CHECK(num_microbatches(schedule) == std::vector<int64_t>{2, 1});
   check_invariants(schedule, 3, iota(16), lengths, 4096);
@@ -550,8 +550,8 @@ TEST_CASE("random schedules keep every invariant and are deterministic") {
       std::swap(rollout_ids[i - 1], rollout_ids[j]);
       std::swap(lengths[i - 1], lengths[j]);
     }
-    ScheduleOptions options = make_options(1 + static_cast<int64_t>(rng.below(num_rollouts)),
-                                           1 + static_cast<int64_t>(rng.below(4)));
+    ScheduleOptions options =
+        make_options(1 + static_cast<int64_t>(rng.below(num_rollouts)), 1 + static_cast<int64_t>(rng.below(4)));
     options.use_dynamic_batch_size = rng.below(3) != 0;
     options.max_tokens_per_gpu = 200 + static_cast<int64_t>(rng.below(800));
     options.micro_batch_size = 1 + static_cast<int64_t>(rng.below(3));
@@ -592,8 +592,7 @@ TEST_CASE("random schedules keep every invariant and are deterministic") {
           for (const MicroBatch& mb : rank) CHECK(static_cast<int64_t>(mb.samples.size()) <= options.micro_batch_size);
     }
     const bool capped = options.use_dynamic_batch_size && !options.balance_by_flops;
-    check_invariants(schedule, options.dp_size, kept, lengths,
-                     capped ? options.max_tokens_per_gpu : std::nullopt);
+    check_invariants(schedule, options.dp_size, kept, lengths, capped ? options.max_tokens_per_gpu : std::nullopt);
 
     // Same input, same schedule.
     auto again = build_dp_schedule(lengths, rollout_ids, options);
