@@ -325,7 +325,7 @@ std::vector<StepSchedule> build_dp_schedule(const std::vector<int64_t>& total_le
                                             const std::vector<int64_t>& rollout_ids, const ScheduleOptions& options) {
   validate_options(total_lengths, rollout_ids, options);
   const int64_t dp_size = options.dp_size;
-  // slime's argument validation turns --balance-by-flops into --balance-by-flops --balance-data.
+  // slime's argument validation sets --balance-data whenever --balance-by-flops is given.
   // Every use of FLOPs goes with rank balancing.
   const bool balance_ranks = options.balance_data || options.balance_by_flops;
 
