@@ -73,41 +73,34 @@ std::vector<ShardBlock> contiguous_shard(int64_t n, int rank, int parts, const s
   return {{rank * each, 0, each}};
 }
 
-namespace {
-
-// Calls copy(global_offset, local_offset, count) for every contiguous run of elements the shard covers.
-template <class Copy>
-void for_each_run(const Param& p, Copy copy) {
+std::vector<ShardRun> shard_runs(const Param& p) {
   const Shape& g = p.global_shape;
   const Shape local = p.local_shape();
-  if (p.partition_dim < 0) {
-    copy(0, 0, shape_numel(g));
-    return;
-  }
+  if (p.partition_dim < 0) return {{0, 0, shape_numel(g)}};
   // Collapse to [outer, dim, inner] around the partition dim.
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < p.partition_dim; ++d) outer *= g[d];
   for (size_t d = p.partition_dim + 1; d < g.size(); ++d) inner *= g[d];
   const int64_t global_dim = g[p.partition_dim], local_dim = local[p.partition_dim];
+  std::vector<ShardRun> runs;
   for (int64_t o = 0; o < outer; ++o)
     for (const ShardBlock& b : p.blocks)
-      copy((o * global_dim + b.global_start) * inner, (o * local_dim + b.local_start) * inner, b.size * inner);
+      runs.push_back({(o * global_dim + b.global_start) * inner, (o * local_dim + b.local_start) * inner, b.size * inner});
+  return runs;
 }
-
-}  // namespace
 
 void extract_shard(const Param& p, const Tensor& global, Tensor& local) {
   SLIME_ASSERT(global.shape() == p.global_shape && local.shape() == p.local_shape(), p.name, ": shard shapes");
   const float* src = global.data<float>();
   float* dst = local.data<float>();
-  for_each_run(p, [&](int64_t g, int64_t l, int64_t n) { std::memcpy(dst + l, src + g, n * sizeof(float)); });
+  for (const ShardRun& r : shard_runs(p)) std::memcpy(dst + r.local, src + r.global, r.count * sizeof(float));
 }
 
 void insert_shard(const Param& p, const Tensor& local, Tensor& global) {
   SLIME_ASSERT(global.shape() == p.global_shape && local.shape() == p.local_shape(), p.name, ": shard shapes");
   const float* src = local.data<float>();
   float* dst = global.data<float>();
-  for_each_run(p, [&](int64_t g, int64_t l, int64_t n) { std::memcpy(dst + g, src + l, n * sizeof(float)); });
+  for (const ShardRun& r : shard_runs(p)) std::memcpy(dst + r.global, src + r.local, r.count * sizeof(float));
 }
 
 }  // namespace slime::model

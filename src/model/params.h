@@ -71,6 +71,15 @@ class ParamRegistry {
 // Errors name `what` when n is not divisible.
 std::vector<ShardBlock> contiguous_shard(int64_t n, int rank, int parts, const std::string& what);
 
+// The contiguous runs of a parameter's shard: elements [global, global + count) of the full tensor (row-major) sit
+// at [local, local + count) of the local tensor. Increasing in both global and local order.
+struct ShardRun {
+  int64_t global;
+  int64_t local;
+  int64_t count;
+};
+std::vector<ShardRun> shard_runs(const Param& param);
+
 // Copies this rank's shard out of a full tensor (fp32, global shape) and back.
 void extract_shard(const Param& param, const Tensor& global, Tensor& local);
 void insert_shard(const Param& param, const Tensor& local, Tensor& global);
