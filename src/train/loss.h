@@ -51,7 +51,8 @@ struct LossConfig {
   KlType kl_loss_type = KlType::k1;
   bool use_unbiased_kl = false;             // kl *= exp(logprobs - old_logprobs) (gradient flows through it)
   bool use_tis = false;                     // weight pg loss by the TIS function of exp(old - rollout)
-  bool get_mismatch_metrics = false;        // as in slime this also applies the TIS function
+  bool get_mismatch_metrics = false;        // as in slime this also applies the TIS function; TIS weights use
+                                            // old_logprobs (slime: the recomputed log-probs) vs rollout_logprobs
   TisFunction tis_function = TisFunction::vanilla;
   double tis_clip = 2.0;
   double tis_clip_low = 0.0;

@@ -455,6 +455,22 @@ TEST_CASE("tis: clamped weights scale the pg loss, metrics tis/tis_clipfrac/tis_
   CHECK(r.metrics.at("ois") == Approx(1.0));
   CHECK(r.metrics.at("train_rollout_logprob_abs_diff") == Approx((std::log(3.0) + std::log(2.0) + 4.0) / 3).epsilon(1e-5));
 
+  SECTION("--get-mismatch-metrics alone applies the same TIS function (as slime does)") {
+    config.use_tis = false;
+    config.get_mismatch_metrics = true;
+    const LossResult mismatch = policy_loss(batch, logprobs, entropy, config, 1.0);
+    CHECK(mismatch.loss == r.loss);
+    CHECK(mismatch.metrics == r.metrics);
+  }
+  SECTION("--use-rollout-logprobs: the mismatch metric compares the current log-probs with the rollout's") {
+    config.use_tis = false;
+    config.use_rollout_logprobs = true;
+    const std::vector<float> current = {-1.5f, -1.5f, -1.5f};
+    const LossResult own = policy_loss(batch, current, entropy, config, 1.0);
+    CHECK(own.metrics.at("train_rollout_logprob_abs_diff") ==
+          Approx((std::abs(-0.5 + std::log(3.0)) + std::abs(-0.5 - std::log(2.0)) + 4.5) / 3).epsilon(1e-5));
+    CHECK(own.metrics.count("tis") == 0);
+  }
   SECTION("icepop zeroes tokens outside [low, high] instead of clamping") {
     config.tis_function = TisFunction::icepop;
     const LossResult ice = policy_loss(batch, logprobs, entropy, config, 1.0);
