@@ -1,60 +1,52 @@
-// slime-convert: checkpoint tools. Subcommands:
-//   init-random   a Hugging Face model directory with random weights from a config.json (demos, benchmarks, tests)
-// The HF <-> Megatron/HDF5 conversions (hf-to-mcore, mcore-to-hf, inspect) arrive with the checkpoint issue.
+// slime-convert: checkpoint tools (see convert.h). Runs under mpirun/srun with several ranks for the conversions.
+//   slime-convert hf-to-mcore --hf-dir D --save OUT [--make-vocab-size-divisible-by N]
+//   slime-convert mcore-to-hf --load DIR [--iteration N] --out D [--origin-hf-dir D] [--dtype T]
+//   slime-convert inspect PATH
+//   slime-convert init-random --config config.json --out D [--seed S] [--std X] [--tokenizer-dir D]
+#include <mpi.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fstream>
 #include <string>
 
+#include "ckpt_tools/convert.h"
+#include "comm/mpi_utils.h"
 #include "core/error.h"
-#include "core/io.h"
-#include "model/config.h"
-#include "model/decoder.h"
-#include "model/hf_mapping.h"
-#include "model/init.h"
+#include "core/log.h"
 
 using namespace slime;
 
-namespace {
-
-void copy_file(const std::string& from, const std::string& to) {
-  std::ifstream in(from, std::ios::binary);
-  SLIME_CHECK(in, from, ": cannot open");
-  std::ofstream out(to, std::ios::binary | std::ios::trunc);
-  SLIME_CHECK(out, to, ": cannot create");
-  out << in.rdbuf();
-  SLIME_CHECK(out.good(), to, ": write failed");
-}
-
-void init_random_model(const std::string& config_path, const std::string& out_dir, uint64_t seed, float stddev,
-                       const std::string& tokenizer_dir, const std::string& dtype) {
-  SLIME_CHECK(dtype == "float32" || dtype == "bfloat16", "--dtype: expected float32 or bfloat16, got '", dtype, "'");
-  model::ModelConfig config = model::ModelConfig::from_hf_json(read_json_file(config_path), config_path);
-  model::Decoder decoder(config);
-  model::init_random(config, decoder.params(), seed, stddev);
-  model::save_hf_checkpoint(out_dir, config, decoder.params(), dtype == "bfloat16" ? DType::BF16 : DType::F32);
-  if (!tokenizer_dir.empty()) {
-    for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
-      std::string src = path_join(tokenizer_dir, name);
-      SLIME_CHECK(path_exists(src), src, ": not found (--tokenizer-dir must hold tokenizer.json and "
-                                         "tokenizer_config.json)");
-      copy_file(src, path_join(out_dir, name));
-    }
-  }
-  std::printf("wrote %s: %s, %.2fM parameters, seed %llu, std %g, %s\n", out_dir.c_str(), config.architecture.c_str(),
-              config.num_parameters() / 1e6, static_cast<unsigned long long>(seed), stddev, dtype.c_str());
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
-  CLI::App app{"slime-convert: checkpoint tools for slime-hpc"};
+  MPI_Init(&argc, &argv);
+  const int rank = comm::rank(MPI_COMM_WORLD), world = comm::size(MPI_COMM_WORLD);
+  log::set_rank(rank);
+  CLI::App app{"slime-convert: checkpoint tools for slime-hpc (HF safetensors <-> HDF5 Megatron checkpoints)"};
   app.require_subcommand(1);
 
-  CLI::App* init = app.add_subcommand("init-random", "write a HF model directory with random weights");
+  convert::HfToMcoreOptions to_mcore;
+  CLI::App* hf2m = app.add_subcommand("hf-to-mcore", "HF safetensors + config.json -> HDF5 Megatron checkpoint");
+  hf2m->add_option("--hf-dir", to_mcore.hf_dir, "Hugging Face model directory")->required();
+  hf2m->add_option("--save", to_mcore.save, "checkpoint root to write (iter_0000000/ + tracker)")->required();
+  hf2m->add_option("--make-vocab-size-divisible-by", to_mcore.make_vocab_size_divisible_by,
+                   "pad the vocabulary to a multiple of this x the number of ranks")->capture_default_str();
+
+  convert::McoreToHfOptions to_hf;
+  CLI::App* m2hf = app.add_subcommand("mcore-to-hf", "HDF5 Megatron checkpoint -> HF safetensors + config.json");
+  m2hf->add_option("--load", to_hf.load, "checkpoint root or iter_XXXXXXX directory")->required();
+  int64_t iteration = -1;
+  m2hf->add_option("--iteration", iteration, "iteration to convert (default: the latest)");
+  m2hf->add_option("--out", to_hf.out, "Hugging Face directory to write")->required();
+  m2hf->add_option("--origin-hf-dir", to_hf.origin_hf_dir, "copy tokenizer files from this HF directory");
+  m2hf->add_option("--dtype", to_hf.dtype, "float32 or bfloat16 (default: the stored config's torch_dtype)");
+
+  std::string inspect_path;
+  CLI::App* insp = app.add_subcommand("inspect", "datasets (shape, dtype, checksum) and attributes of a checkpoint");
+  insp->add_option("path", inspect_path, "checkpoint root, iter_XXXXXXX directory or .h5 file")->required();
+
   std::string config_path, out_dir, tokenizer_dir, dtype = "float32";
   uint64_t seed = 1234;
   float stddev = 0.02f;
+  CLI::App* init = app.add_subcommand("init-random", "write a HF model directory with random weights");
   init->add_option("--config", config_path, "HF config.json describing the model")->required();
   init->add_option("--out", out_dir, "output directory")->required();
   init->add_option("--seed", seed, "random seed")->capture_default_str();
@@ -62,12 +54,34 @@ int main(int argc, char** argv) {
   init->add_option("--tokenizer-dir", tokenizer_dir, "copy tokenizer.json and tokenizer_config.json from here");
   init->add_option("--dtype", dtype, "float32 or bfloat16")->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  int code = 0;
   try {
-    if (*init) init_random_model(config_path, out_dir, seed, stddev, tokenizer_dir, dtype);
+    app.parse(argc, argv);
+    if (*hf2m) {
+      convert::hf_to_mcore(to_mcore, MPI_COMM_WORLD);
+      if (rank == 0) std::printf("wrote %s (iteration %lld, %d rank(s))\n", to_mcore.save.c_str(),
+                                 static_cast<long long>(to_mcore.iteration), world);
+    } else if (*m2hf) {
+      if (iteration >= 0) to_hf.iteration = iteration;
+      convert::mcore_to_hf(to_hf, MPI_COMM_WORLD);
+      if (rank == 0) std::printf("wrote %s (%d rank(s))\n", to_hf.out.c_str(), world);
+    } else if (*insp) {
+      if (rank == 0) {
+        bool ok = true;
+        std::fputs(convert::inspect(inspect_path, &ok).c_str(), stdout);
+        if (!ok) code = 3;
+      }
+    } else if (*init) {
+      if (rank == 0) convert::init_random(config_path, out_dir, seed, stddev, tokenizer_dir, dtype);
+    }
+  } catch (const CLI::ParseError& e) {
+    code = rank == 0 ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 2);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "slime-convert: error: %s\n", e.what());
-    return 2;
+    std::fprintf(stderr, "slime-convert: error (rank %d of %d): %s\n", rank, world, e.what());
+    std::fflush(stderr);
+    if (world > 1) MPI_Abort(MPI_COMM_WORLD, 2);
+    code = 2;
   }
-  return 0;
+  MPI_Finalize();
+  return code;
 }

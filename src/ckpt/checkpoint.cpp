@@ -349,4 +349,23 @@ CheckpointState load_checkpoint(const std::string& root, int64_t iteration, mode
   return state;
 }
 
+Tensor read_global_tensor(const std::string& path, const std::string& group, const std::string& name) {
+  h5::Handle file = h5::open_file(path, MPI_COMM_NULL);
+  h5::Handle parent = group.empty() ? h5::Handle() : h5::open_group(file, group, path);
+  const hid_t where_id = group.empty() ? file.id() : parent.id();
+  const std::string where = group.empty() ? path : path + ":/" + group;
+  h5::Handle dataset = h5::open_dataset(where_id, name, where);
+  const std::vector<int64_t> shape = h5::dataset_shape(dataset, where + " dataset '" + name + "'");
+  Tensor t = Tensor::empty(shape, DType::F32);
+  read_tensor(where_id, name, shape, t.data<float>(), {{0, 0, t.numel()}}, true, comm::Group{}, where);
+  return t;
+}
+
+std::vector<std::string> list_tensors(const std::string& path, const std::string& group) {
+  h5::Handle file = h5::open_file(path, MPI_COMM_NULL);
+  if (group.empty()) return h5::list_datasets(file, path);
+  h5::Handle parent = h5::open_group(file, group, path);
+  return h5::list_datasets(parent, path + ":/" + group);
+}
+
 }  // namespace slime::ckpt

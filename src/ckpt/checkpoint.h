@@ -84,6 +84,12 @@ CheckpointState load_checkpoint(const std::string& root, int64_t iteration, mode
 // Reads the attributes of an iteration's model.h5 (one process, no collective).
 CheckpointState read_checkpoint_state(const std::string& root, int64_t iteration);
 
+// One process reads a whole dataset (conversion tools, inspection) and verifies its checksum. `group` is "" for
+// model.h5's parameters, "exp_avg" / "exp_avg_sq" in optimizer.h5.
+Tensor read_global_tensor(const std::string& file, const std::string& group, const std::string& name);
+// The dataset names of a checkpoint file's group, sorted.
+std::vector<std::string> list_tensors(const std::string& file, const std::string& group);
+
 // Errors naming the field when two model configs disagree on what shapes the parameters.
 void check_same_model(const json& stored_config, const model::ModelConfig& model, const std::string& where);
 

@@ -196,6 +196,17 @@ int64_t ModelConfig::num_parameters() const {
   return embeddings + num_layers * per_layer + hidden_size;
 }
 
+void set_hf_dtype(json& config, const std::string& dtype) {
+  bool set = false;
+  for (const char* key : {"dtype", "torch_dtype"}) {
+    if (config.contains(key)) {
+      config[key] = dtype;
+      set = true;
+    }
+  }
+  if (!set) config["torch_dtype"] = dtype;
+}
+
 std::vector<float> rope_inv_freq(const ModelConfig& config) {
   const int64_t half = config.head_dim / 2;
   std::vector<float> inv_freq(half);

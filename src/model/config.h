@@ -65,6 +65,10 @@ struct ModelConfig {
   void pad_vocab(int64_t divisible_by, int64_t tensor_parallel_size = 1);
 };
 
+// Records the weights' dtype ("float32", "bfloat16") in a config.json the way the file already does it:
+// transformers >= 5 writes "dtype", older versions "torch_dtype" (used when the file has neither).
+void set_hf_dtype(json& config, const std::string& dtype);
+
 // RoPE inverse frequencies [head_dim / 2] exactly as transformers computes them (fp32), with llama3 scaling.
 std::vector<float> rope_inv_freq(const ModelConfig& config);
 

@@ -183,8 +183,7 @@ void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const
     }
   }
   json hf = config.to_hf_json();
-  hf["torch_dtype"] = dtype == DType::BF16 ? "bfloat16" : "float32";
-  if (hf.contains("dtype")) hf["dtype"] = hf["torch_dtype"];
+  set_hf_dtype(hf, dtype == DType::BF16 ? "bfloat16" : "float32");
   ckpt::write_safetensors_dir(dir, tensors, max_shard_bytes);
   write_file_atomic(path_join(dir, "config.json"), hf.dump(2) + "\n");
 }
