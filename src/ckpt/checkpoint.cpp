@@ -317,11 +317,13 @@ CheckpointState load_checkpoint(const std::string& root, int64_t iteration, mode
     // The datasets must be exactly the model's parameters.
     const std::vector<std::string> stored = h5::list_datasets(file, path);
     const std::set<std::string> stored_set(stored.begin(), stored.end());
+    const std::set<std::string> skip(options.skip_params.begin(), options.skip_params.end());
     for (const model::Param& p : params.all())
-      SLIME_CHECK(stored_set.count(p.name), path, ": missing dataset '", p.name, "'");
+      SLIME_CHECK(skip.count(p.name) || stored_set.count(p.name), path, ": missing dataset '", p.name, "'");
     for (const std::string& name : stored)
-      SLIME_CHECK(params.find(name), path, ": dataset '", name, "' is not a parameter of this model");
+      SLIME_CHECK(!skip.empty() || params.find(name), path, ": dataset '", name, "' is not a parameter of this model");
     for (model::Param& p : params.all()) {
+      if (skip.count(p.name)) continue;
       const bool canonical = groups.dp.rank == 0 && (!p.replicated() || groups.tp.rank == 0);
       read_tensor(file, p.name, p.global_shape, p.value.data<float>(), model_pieces(p), canonical, pool, path);
     }
@@ -338,6 +340,7 @@ CheckpointState load_checkpoint(const std::string& root, int64_t iteration, mode
       h5::Handle group = h5::open_group(file, kMoments[m], opt_path);
       const std::string where = opt_path + ":/" + kMoments[m];
       for (model::Param& p : params.all()) {
+        SLIME_CHECK(options.skip_params.empty(), "load_checkpoint: skip_params goes with load_optimizer = false");
         auto it = shard_of.find(&p);
         const Pieces pieces = it != shard_of.end() ? optimizer_pieces(*it->second) : Pieces{};
         float* local = it == shard_of.end() ? nullptr : (m == 0 ? it->second->exp_avg : it->second->exp_avg_sq);

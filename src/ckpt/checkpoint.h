@@ -60,6 +60,9 @@ struct SaveOptions {
 struct LoadOptions {
   bool load_optimizer = true;             // false: --no-load-optim / --finetune
   const model::ModelConfig* expect_config = nullptr;  // checked against the stored config when given
+  // Parameters left as they are (not read); datasets the model lacks are then tolerated too. A critic started
+  // from an actor checkpoint skips its value head (output_layer.*), as slime re-initialises it.
+  std::vector<std::string> skip_params;
 };
 
 std::string iteration_dir(const std::string& root, int64_t iteration);  // <root>/iter_0000100

@@ -51,7 +51,8 @@ void PackedBatch::validate(int64_t vocab_size) const {
   }
 }
 
-Decoder::Decoder(const ModelConfig& config, const comm::Group& tp) : config_(config), tp_(tp) {
+Decoder::Decoder(const ModelConfig& config, const comm::Group& tp, Head head)
+    : config_(config), tp_(tp), head_(head) {
   const ModelConfig& c = config_;
   const int tp_size = tp_.size, r = tp_.rank;
   SLIME_CHECK(c.padded_vocab_size >= c.vocab_size, "padded vocab size ", c.padded_vocab_size, " < vocab size ",
@@ -89,8 +90,12 @@ Decoder::Decoder(const ModelConfig& config, const comm::Group& tp) : config_(con
     p.fc2_weight = &params_.add(layer_name(l, "mlp.linear_fc2.weight"), {h, F}, 1, ffn);
   }
   final_norm_ = &params_.add("decoder.final_layernorm.weight", {h});
-  if (!c.tie_word_embeddings)
+  if (head_ == Head::Value) {
+    output_ = &params_.add("output_layer.weight", {1, h});
+    value_bias_ = &params_.add("output_layer.bias", {1});
+  } else if (!c.tie_word_embeddings) {
     output_ = &params_.add("output_layer.weight", {c.padded_vocab_size, h}, 0, vocab);
+  }
   params_.allocate();
   inv_freq_ = rope_inv_freq(c);
 }
@@ -202,6 +207,7 @@ Tensor Decoder::run_layers(const PackedBatch& batch, bool keep, BatchState* stat
 }
 
 Tensor Decoder::forward_logits(const PackedBatch& batch) {
+  SLIME_ASSERT(head_ == Head::LanguageModel, "forward_logits() needs the LM head");
   BatchState scratch;
   Tensor hidden = run_layers(batch, false, &scratch);
   const int64_t T = batch.num_tokens();
@@ -212,6 +218,7 @@ Tensor Decoder::forward_logits(const PackedBatch& batch) {
 
 void Decoder::forward(const PackedBatch& batch, const std::vector<int64_t>& targets, float temperature,
                       Tensor* logprobs, Tensor* entropy) {
+  SLIME_ASSERT(head_ == Head::LanguageModel, "forward() needs the LM head; the critic uses forward_values()");
   const ModelConfig& c = config_;
   SLIME_CHECK(static_cast<int64_t>(targets.size()) == batch.num_tokens(), "forward: ", targets.size(),
               " targets for ", batch.num_tokens(), " tokens");
@@ -316,7 +323,8 @@ Tensor Decoder::layer_backward(const LayerParams& p, const Tensor& dy, LayerActi
 }
 
 void Decoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
-  SLIME_CHECK(state_.valid, "backward() needs a preceding forward() with the activations kept");
+  SLIME_CHECK(state_.valid && head_ == Head::LanguageModel, "backward() needs a preceding forward() with the "
+                                                            "activations kept");
   BatchState& s = state_;
   const ModelConfig& c = config_;
   const int64_t T = s.batch.num_tokens(), h = c.hidden_size, V = local_vocab();
@@ -343,6 +351,33 @@ void Decoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
                                 nullptr, rows, h, V);
   }
   tp_.allreduce_sum(F(dhidden), T * h);
+  backward_from_hidden(dhidden);
+}
+
+void Decoder::forward_values(const PackedBatch& batch, Tensor* values) {
+  SLIME_ASSERT(head_ == Head::Value, "forward_values() needs the value head");
+  state_ = BatchState{};
+  run_layers(batch, true, &state_);
+  const int64_t T = batch.num_tokens(), h = config_.hidden_size;
+  *values = empty_f32({T});
+  cpu::linear_forward<float>(F(state_.hidden), F(output_->value), F(value_bias_->value), F(*values), T, h, 1);
+  state_.valid = true;
+}
+
+void Decoder::backward_values(const Tensor& dvalues) {
+  SLIME_CHECK(state_.valid && head_ == Head::Value, "backward_values() needs a preceding forward_values()");
+  const int64_t T = state_.batch.num_tokens(), h = config_.hidden_size;
+  SLIME_CHECK(dvalues.numel() == T, "backward_values: ", dvalues.numel(), " values for ", T, " tokens");
+  Tensor dhidden = empty_f32({T, h});
+  cpu::linear_backward<float>(F(state_.hidden), F(output_->value), F(dvalues), F(dhidden), F(output_->grad),
+                              F(value_bias_->grad), T, h, 1);
+  backward_from_hidden(dhidden);
+}
+
+void Decoder::backward_from_hidden(const Tensor& dhidden) {
+  BatchState& s = state_;
+  const ModelConfig& c = config_;
+  const int64_t T = s.batch.num_tokens(), h = c.hidden_size;
   Tensor dx = empty_f32({T, h});
   cpu::rmsnorm_backward<float>(F(s.x_final), F(final_norm_->value), F(s.rstd_final), F(dhidden), F(dx),
                                F(final_norm_->grad), T, h);

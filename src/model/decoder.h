@@ -38,11 +38,16 @@ struct PackedBatch {
   void validate(int64_t vocab_size) const;
 };
 
+// What sits on top of the final norm: the LM head (log-probs over the vocabulary), or the critic's value head
+// (slime's LinearForLastLayer: hidden -> 1 with a bias, replicated across tensor-parallel ranks).
+enum class Head { LanguageModel, Value };
+
 class Decoder {
  public:
   // Registers every parameter (zero-initialised) under its Megatron name; with a TP group of several ranks,
   // each holds its shard. Errors if the TP size does not divide the KV heads, the FFN size or the padded vocab.
-  explicit Decoder(const ModelConfig& config, const comm::Group& tp = comm::Group{});
+  explicit Decoder(const ModelConfig& config, const comm::Group& tp = comm::Group{},
+                   Head head = Head::LanguageModel);
 
   const ModelConfig& config() const { return config_; }
   ParamRegistry& params() { return params_; }
@@ -61,6 +66,12 @@ class Decoder {
   // Accumulates parameter gradients (params().all()[i].grad) of a loss given dloss/dlogprob [T] and
   // dloss/dentropy [T] (an undefined tensor means zero). Call after forward(); releases the activations.
   void backward(const Tensor& dlogprobs, const Tensor& dentropy);
+
+  // Critic (Head::Value): one value per token [T], keeping the activations for backward_values().
+  void forward_values(const PackedBatch& batch, Tensor* values);
+  // Accumulates parameter gradients given dloss/dvalue [T]. Call after forward_values().
+  void backward_values(const Tensor& dvalues);
+  Head head() const { return head_; }
 
   // Rows of the LM head processed at once (bounds the [rows, vocab] logits buffer).
   int64_t lm_head_chunk_rows() const;
@@ -111,6 +122,8 @@ class Decoder {
   Tensor run_layers(const PackedBatch& batch, bool keep, BatchState* state);
   void layer_forward(const LayerParams& p, const Tensor& x, LayerActivations& a, BatchState& s);
   Tensor layer_backward(const LayerParams& p, const Tensor& dx, LayerActivations& a, BatchState& s);
+  // From d loss / d hidden (final norm output) to every parameter below the head; releases the activations.
+  void backward_from_hidden(const Tensor& dhidden);
   const Param& output_weight() const;
   Param& output_weight();
 
@@ -128,7 +141,9 @@ class Decoder {
   ParamRegistry params_;
   Param* embedding_ = nullptr;
   Param* final_norm_ = nullptr;
-  Param* output_ = nullptr;  // null when tied to the embedding
+  Param* output_ = nullptr;  // null when tied to the embedding; the value head's weight for Head::Value
+  Param* value_bias_ = nullptr;
+  Head head_ = Head::LanguageModel;
   std::vector<LayerParams> layers_;
   std::vector<float> inv_freq_;
   BatchState state_;

@@ -103,11 +103,13 @@ std::vector<ParamMapping> hf_param_mappings(const ModelConfig& c) {
 
 void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamRegistry& params) {
   ckpt::SafetensorsCheckpoint checkpoint = ckpt::SafetensorsCheckpoint::open_dir(dir);
+  const bool value_head = params.find("output_layer.bias") != nullptr;  // a critic: no LM head to load
   std::map<std::string, Shape> expected;
-  for (const auto& [name, shape] : hf_tensor_shapes(config)) expected[name] = shape;
+  for (const auto& [name, shape] : hf_tensor_shapes(config))
+    if (!(value_head && name == "lm_head.weight")) expected[name] = shape;
   // Every tensor in the checkpoint must be one we expect, with the shape and a floating dtype.
   for (const std::string& name : checkpoint.names()) {
-    if (ignorable_hf_tensor(name, config)) continue;
+    if (ignorable_hf_tensor(name, config) || (value_head && name == "lm_head.weight")) continue;
     auto it = expected.find(name);
     SLIME_CHECK(it != expected.end(), checkpoint.file_of(name), ": unexpected tensor '", name, "' (not part of a ",
                 config.architecture, " with this config.json)");
@@ -129,6 +131,7 @@ void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamReg
     return it->second;
   };
   for (const ParamMapping& m : hf_param_mappings(config)) {
+    if (value_head && m.megatron_name == "output_layer.weight") continue;
     Param& p = params.at(m.megatron_name);
     SLIME_ASSERT(p.global_shape == m.megatron_shape, m.megatron_name);
     // Assemble the full Megatron tensor, then keep this rank's tensor-parallel shard of it.

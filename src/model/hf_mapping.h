@@ -38,6 +38,8 @@ std::vector<ParamMapping> hf_param_mappings(const ModelConfig& config);
 // Loads <dir>/config.json + safetensors (single or sharded) into `params` (fp32; F32/BF16/F16/F64 accepted).
 // Every expected tensor must be present with its exact shape; unexpected tensors are an error, except the
 // tied lm_head.weight and rotary inv_freq buffers, which HF sometimes stores. Errors name the file and tensor.
+// A critic's registry (with a value head, output_layer.bias) takes the body only: lm_head is skipped and the value
+// head is left to the caller.
 void load_hf_weights(const std::string& dir, const ModelConfig& config, ParamRegistry& params);
 
 // HF-named tensors (unfused, unpadded, fp32) of the parameter values, or of their gradients.

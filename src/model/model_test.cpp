@@ -399,3 +399,39 @@ TEST_CASE("reference generation is reproducible and stops on stop tokens") {
   CHECK(stopped.tokens.size() <= 5);
   CHECK(stopped.tokens.back() == a.tokens[4]);
 }
+
+TEST_CASE("value head: forward/backward of the critic agree with finite differences") {
+  ModelConfig c = ModelConfig::from_hf_json(tiny_qwen2_json(), "q2");
+  Decoder critic(c, comm::Group{}, Head::Value);
+  init_random(c, critic.params(), 12, 0.5f);
+  CHECK(critic.params().at("output_layer.weight").global_shape == Shape{1, c.hidden_size});
+  CHECK(critic.params().at("output_layer.bias").global_shape == Shape{1});
+  critic.params().at("output_layer.bias").value.data<float>()[0] = 0.25f;
+  PackedBatch batch = PackedBatch::from_sequences({{1, 2, 3, 4}, {5, 6, 7}});
+  std::vector<float> w = {0.5f, -1.0f, 0.3f, 0.2f, 0.9f, -0.4f, 0.7f};
+  auto loss = [&] {
+    Tensor v;
+    critic.forward_values(batch, &v);
+    double s = 0;
+    for (int t = 0; t < 7; ++t) s += w[t] * v.data<float>()[t];
+    return s;
+  };
+  critic.params().zero_grad();
+  loss();
+  critic.backward_values(Tensor::from_vector(w, {7}));
+  CHECK(critic.params().at("output_layer.bias").grad.data<float>()[0] == Approx(0.5 - 1.0 + 0.3 + 0.2 + 0.9 - 0.4 + 0.7));
+  for (Param& p : critic.params().all()) {
+    for (int64_t i : {int64_t{0}, p.value.numel() - 1}) {
+      float* v = p.value.data<float>() + i;
+      const float saved = *v, step = 1e-2f;
+      *v = saved + step;
+      const double up = loss();
+      *v = saved - step;
+      const double down = loss();
+      *v = saved;
+      const double numeric = (up - down) / (2 * step), analytic = p.grad.data<float>()[i];
+      INFO(p.name << "[" << i << "] numeric " << numeric << " analytic " << analytic);
+      CHECK(std::abs(numeric - analytic) < 2e-3 + 2e-2 * std::abs(numeric));
+    }
+  }
+}

@@ -9,6 +9,7 @@
 #include "comm/mpi_utils.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/rng.h"
 #include "model/hf_mapping.h"
 #include "model/init.h"
 
@@ -138,8 +139,6 @@ Trainer::Trainer(const Args& args, const comm::ParallelGroups& groups) : args_(a
   advantage_config_.gamma = args_.gamma;
   advantage_config_.lambd = args_.lambd;
   advantage_config_.normalize_advantages = args_.normalize_advantages;
-  SLIME_CHECK(loss_config_.advantage_estimator != AdvantageEstimator::ppo,
-              "--advantage-estimator ppo needs a critic model, which this trainer does not build yet");
   reward_config_.advantage_estimator = loss_config_.advantage_estimator;
   reward_config_.rewards_normalization = args_.rewards_normalization;
   reward_config_.grpo_std_normalization = args_.grpo_std_normalization;
@@ -156,6 +155,7 @@ Trainer::Trainer(const Args& args, const comm::ParallelGroups& groups) : args_(a
 
   load_initial_weights();
   if (needs_reference(args_)) load_reference_weights();
+  if (loss_config_.advantage_estimator == AdvantageEstimator::ppo) build_critic(lr);
   if (args_.start_rollout_id) start_rollout_id_ = *args_.start_rollout_id;
 }
 
@@ -219,6 +219,54 @@ void Trainer::load_reference_weights() {
   std::memcpy(params.flat_values().raw(), actor.raw(), actor.nbytes());
 }
 
+void Trainer::build_critic(const LrScheduleOptions& lr) {
+  critic_ = std::make_unique<model::Decoder>(model_->config(), groups_.tp, model::Head::Value);
+  AdamWConfig adam;
+  adam.beta1 = args_.adam_beta1;
+  adam.beta2 = args_.adam_beta2;
+  adam.eps = args_.adam_eps;
+  critic_optimizer_ = std::make_unique<DistributedOptimizer>(critic_->params(), groups_, adam, args_.clip_grad);
+  critic_scheduler_ = std::make_unique<LrScheduler>(lr);
+  model::ParamRegistry& params = critic_->params();
+  const model::ModelConfig& config = critic_->config();
+  // Resume the critic from <load>/critic when it is there.
+  if (args_.load) {
+    const std::string root = path_join(*args_.load, "critic");
+    if (std::optional<int64_t> it = ckpt::find_checkpoint(root, args_.ckpt_step)) {
+      const bool weights_only = args_.finetune || args_.no_load_optim;
+      std::vector<ckpt::OptimizerShard> shards = optimizer_shards(*critic_optimizer_);
+      ckpt::LoadOptions options;
+      options.load_optimizer = !weights_only;
+      options.expect_config = &config;
+      ckpt::CheckpointState state = ckpt::load_checkpoint(root, *it, params, shards, groups_, options);
+      if (!args_.finetune && state.trainer.contains("lr_scheduler"))
+        critic_scheduler_->load(state.trainer["lr_scheduler"], root);
+      if (!weights_only) critic_optimizer_->set_step_count(state.optimizer_step);
+      SLIME_INFO0("critic: loaded ", ckpt::iteration_dir(root, *it));
+      return;
+    }
+  }
+  // Otherwise the body starts from the actor's initial weights and the value head is new (slime re-initialises it:
+  // weight ~ N(0, 0.02), bias 0).
+  if (args_.ref_load && !is_hf_dir(*args_.ref_load)) {
+    std::optional<int64_t> it = ckpt::find_checkpoint(*args_.ref_load, args_.ref_ckpt_step);
+    SLIME_CHECK(it, *args_.ref_load, ": --ref-load holds no checkpoint");
+    ckpt::LoadOptions options;
+    options.load_optimizer = false;
+    options.expect_config = &config;
+    options.skip_params = {"output_layer.weight", "output_layer.bias"};
+    ckpt::load_checkpoint(*args_.ref_load, *it, params, {}, groups_, options);
+  } else {
+    model::load_hf_weights(args_.ref_load ? *args_.ref_load : *args_.hf_checkpoint, config, params);
+  }
+  model::Param& head = params.at("output_layer.weight");
+  for (int64_t i = 0; i < head.value.numel(); ++i)
+    head.value.data<float>()[i] =
+        0.02f * philox_normal(static_cast<uint64_t>(args_.seed), model::param_stream(head.name), i);
+  params.at("output_layer.bias").value.fill_zero();
+  SLIME_INFO0("critic: body from the actor's initial weights, new value head");
+}
+
 Trainer::Packed Trainer::pack(const std::vector<TrainSample>& samples, const std::vector<int64_t>& indices) const {
   Packed p;
   std::vector<std::vector<int64_t>> sequences;
@@ -263,6 +311,8 @@ struct Trainer::RolloutData {
   std::vector<float> ref_logprobs;    // [N] or empty
   std::vector<float> rollout_logprobs;  // [N] or empty
   std::vector<float> advantages;      // [N]
+  std::vector<float> values;          // [N] the critic's values before training (PPO), or empty
+  std::vector<float> returns;         // [N] the critic's targets (PPO), or empty
   std::vector<double> denominators;   // [S] per-rollout token-mean denominators
 };
 
@@ -328,6 +378,19 @@ Trainer::RolloutData Trainer::prepare(const std::vector<TrainSample>& samples, M
     dp.allreduce_sum(d.old_logprobs.data(), N);
   }
 
+  if (critic_) {
+    d.values.assign(N, 0.0f);
+    for (const auto& mb : my_micro_batches) {
+      Packed p = pack(samples, mb);
+      Tensor values;
+      critic_->forward_values(p.batch, &values);
+      for (size_t s = 0; s < mb.size(); ++s)
+        for (int64_t j = 0; j < p.offsets[s + 1] - p.offsets[s]; ++j)
+          d.values[d.offsets[mb[s]] + j] = values.data<float>()[p.response_pos[p.offsets[s] + j]];
+    }
+    dp.allreduce_sum(d.values.data(), N);
+  }
+
   // 3. Rewards and advantages on the whole rollout.
   std::vector<float> raw_rewards(S);
   for (int64_t i = 0; i < S; ++i) raw_rewards[i] = samples[i].reward;
@@ -340,7 +403,10 @@ Trainer::RolloutData Trainer::prepare(const std::vector<TrainSample>& samples, M
     tokens.rewards = post_process_rewards(raw_rewards, reward_config_).normalized;
     tokens.old_logprobs = d.old_logprobs;
     tokens.ref_logprobs = d.ref_logprobs;
-    d.advantages = compute_advantages_and_returns(tokens, advantage_config_, MPI_COMM_NULL).advantages;
+    tokens.values = d.values;
+    AdvantagesAndReturns adv = compute_advantages_and_returns(tokens, advantage_config_, MPI_COMM_NULL);
+    d.advantages = std::move(adv.advantages);
+    d.returns = std::move(adv.returns);
   }
   d.denominators = rollout_mask_sums(d.offsets, d.mask, rollout_ids);
 
@@ -433,22 +499,86 @@ Metrics Trainer::accumulate_step_gradients(const RolloutData& d, const StepSched
   return metrics;
 }
 
+Metrics Trainer::accumulate_critic_gradients(const RolloutData& d, const StepSchedule& step) {
+  const std::vector<TrainSample>& samples = *d.samples;
+  double scale = 1.0 / static_cast<double>(step.num_rollouts);
+  if (loss_config_.calculate_per_token_loss) {
+    double tokens_in_step = 0;
+    for (const auto& rank_mbs : step.per_rank)
+      for (const MicroBatch& mb : rank_mbs)
+        for (int64_t i : mb.samples) {
+          const std::vector<float> m(d.mask.begin() + d.offsets[i], d.mask.begin() + d.offsets[i + 1]);
+          tokens_in_step += count_loss_tokens({0, samples[i].response_length}, m);
+        }
+    scale = 1.0 / std::max(tokens_in_step, 1.0);
+  }
+  Metrics metrics = {{"train/critic-value_loss", 0.0}, {"train/critic-value_clipfrac", 0.0}};
+  for (const MicroBatch& mb : step.per_rank[groups_.dp.rank]) {
+    Packed p = pack(samples, mb.samples);
+    ResponseBatch rb;
+    rb.offsets = p.offsets;
+    std::vector<float> old_values, returns;
+    for (int64_t i : mb.samples) {
+      auto slice = [&](const std::vector<float>& v, std::vector<float>& out) {
+        out.insert(out.end(), v.begin() + d.offsets[i], v.begin() + d.offsets[i + 1]);
+      };
+      slice(d.mask, rb.loss_mask);
+      slice(d.values, old_values);
+      slice(d.returns, returns);
+      rb.denominators.push_back(d.denominators[i]);
+    }
+    Tensor values;
+    critic_->forward_values(p.batch, &values);
+    std::vector<float> resp_values(p.response_pos.size());
+    for (size_t k = 0; k < p.response_pos.size(); ++k) resp_values[k] = values.data<float>()[p.response_pos[k]];
+    const ValueLossResult loss = value_loss(rb, resp_values, old_values, returns, args_.value_clip, scale,
+                                            loss_config_.calculate_per_token_loss);
+    const int64_t T = p.batch.num_tokens();
+    std::vector<float> dvalues(T, 0.0f);
+    for (size_t k = 0; k < p.response_pos.size(); ++k) dvalues[p.response_pos[k]] = loss.dvalues[k];
+    critic_->backward_values(Tensor::from_vector(dvalues, {T}));
+    for (const auto& [name, value] : loss.metrics) metrics["train/critic-" + name] += value;
+  }
+  std::vector<double> values;
+  for (const auto& [name, value] : metrics) values.push_back(value);
+  groups_.dp.allreduce_sum(values.data(), static_cast<int64_t>(values.size()));
+  size_t k = 0;
+  for (auto& [name, value] : metrics) value = values[k++];
+  return metrics;
+}
+
 RolloutTrainResult Trainer::train_rollout(int64_t rollout_id, const std::vector<TrainSample>& samples) {
   RolloutTrainResult result;
   const RolloutData data = prepare(samples, &result.rollout);
+  // slime: the actor trains unless there is a critic still in its --num-critic-only-steps warm-up.
+  const bool actor_trains = !critic_ || rollout_id >= args_.num_critic_only_steps;
   for (const StepSchedule& step : data.schedule) {
-    Metrics metrics = accumulate_step_gradients(data, step);
-    const double lr = scheduler_->lr(), wd = scheduler_->weight_decay();
-    const OptimizerStepResult opt = optimizer_->step(lr, wd);
-    if (!opt.skipped) scheduler_->step(step.num_rollouts);
+    Metrics metrics;
+    if (critic_) {
+      metrics = accumulate_critic_gradients(data, step);
+      const double lr = critic_scheduler_->lr();
+      const OptimizerStepResult opt = critic_optimizer_->step(lr, critic_scheduler_->weight_decay());
+      if (!opt.skipped) critic_scheduler_->step(step.num_rollouts);
+      metrics["train/critic-grad_norm"] = opt.grad_norm;
+      metrics["train/critic-lr"] = lr;
+    }
+    if (actor_trains) {
+      for (const auto& [name, value] : accumulate_step_gradients(data, step)) metrics[name] = value;
+      const double lr = scheduler_->lr(), wd = scheduler_->weight_decay();
+      const OptimizerStepResult opt = optimizer_->step(lr, wd);
+      if (!opt.skipped) scheduler_->step(step.num_rollouts);
+      metrics["train/grad_norm"] = opt.grad_norm;
+      metrics["train/lr"] = lr;
+      metrics["train/skipped"] = opt.skipped ? 1.0 : 0.0;
+    }
     consumed_samples_ += step.num_rollouts;
-    metrics["train/grad_norm"] = opt.grad_norm;
-    metrics["train/lr"] = lr;
     metrics["train/global_batch_size"] = static_cast<double>(step.num_rollouts);
-    metrics["train/skipped"] = opt.skipped ? 1.0 : 0.0;
     result.steps.push_back(metrics);
   }
-  if (args_.reset_optimizer_states) optimizer_->reset_state();
+  if (args_.reset_optimizer_states) {
+    optimizer_->reset_state();
+    if (critic_optimizer_) critic_optimizer_->reset_state();
+  }
   SLIME_DEBUG("trained rollout ", rollout_id, ": ", result.steps.size(), " optimizer steps");
   return result;
 }
@@ -491,6 +621,13 @@ void Trainer::save_checkpoint(int64_t rollout_id, const json& extra) {
   options.save_optimizer = !args_.no_save_optim;
   options.keep_last_n = args_.keep_last_n;
   ckpt::save_checkpoint(*args_.save, state, model_->params(), optimizer_shards(*optimizer_), groups_, options);
+  if (critic_) {
+    state.optimizer_step = critic_optimizer_->step_count();
+    state.model_config = critic_->config().to_hf_json();
+    state.trainer = {{"lr_scheduler", critic_scheduler_->state()}, {"role", "critic"}};
+    ckpt::save_checkpoint(path_join(*args_.save, "critic"), state, critic_->params(),
+                          optimizer_shards(*critic_optimizer_), groups_, options);
+  }
 }
 
 }  // namespace slime::train

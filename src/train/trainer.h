@@ -10,6 +10,10 @@
 // Every rank receives the whole rollout; DP rank r computes the log-probs of and trains on the samples the schedule
 // gives it, and per-token values computed by one rank reach the others by an all-reduce.
 //
+// PPO (--advantage-estimator ppo) adds slime's critic: the same transformer with a value head (hidden -> 1), its own
+// distributed optimizer and LR schedule. Its values enter GAE; it trains on the value loss (--value-clip) before the
+// actor in every step, and alone for the first --num-critic-only-steps rollouts. It is saved under <save>/critic.
+//
 // Initial weights follow slime's resume rules (§5.5): a --load directory with a checkpoint resumes from it (model,
 // optimizer unless --no-load-optim, LR schedule; --finetune loads weights only and restarts at 0); otherwise the
 // weights come from --ref-load (an HDF5 checkpoint root or a HF directory) or --hf-checkpoint.
@@ -79,6 +83,7 @@ class Trainer {
   int64_t consumed_samples() const { return consumed_samples_; }
 
   model::Decoder& model() { return *model_; }
+  model::Decoder* critic() { return critic_.get(); }
   const model::ModelConfig& config() const { return model_->config(); }
   const LrScheduler& lr_scheduler() const { return *scheduler_; }
   const DistributedOptimizer& optimizer() const { return *optimizer_; }
@@ -97,6 +102,8 @@ class Trainer {
                     const std::vector<int64_t>& offsets, std::vector<float>* logprobs, std::vector<float>* entropy);
   void load_initial_weights();
   void load_reference_weights();
+  void build_critic(const LrScheduleOptions& lr);
+  Metrics accumulate_critic_gradients(const RolloutData& data, const StepSchedule& step);
 
   Args args_;
   comm::ParallelGroups groups_;
@@ -108,6 +115,9 @@ class Trainer {
   RewardPostProcessConfig reward_config_;
   ScheduleOptions schedule_options_;
   Tensor reference_values_;  // flat copy of the reference model's weights (KL), or undefined
+  std::unique_ptr<model::Decoder> critic_;  // PPO only
+  std::unique_ptr<DistributedOptimizer> critic_optimizer_;
+  std::unique_ptr<LrScheduler> critic_scheduler_;
   int64_t start_rollout_id_ = 0;
   int64_t consumed_samples_ = 0;
   json loaded_extra_ = json::object();
