@@ -241,7 +241,7 @@ struct Args {
   std::string optimizer = "adam";                    // adam | sgd
   double lr = 1e-6;
   double min_lr = 0.0;
-  std::string lr_decay_style = "linear";             // constant | linear | cosine
+  std::string lr_decay_style = "linear";             // constant | linear | cosine | inverse-square-root | WSD
   std::optional<int64_t> lr_decay_iters;
   int64_t lr_warmup_iters = 0;
   std::optional<double> lr_warmup_fraction;
@@ -249,7 +249,14 @@ struct Args {
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.999;
   double adam_eps = 1e-8;
+  std::optional<int64_t> lr_wsd_decay_iters;         // WSD: steps of the final anneal
+  std::string lr_wsd_decay_style = "exponential";    // linear | cosine | exponential | minus_sqrt
   double weight_decay = 0.01;
+  std::optional<double> start_weight_decay;          // non-constant --weight-decay-incr-style only
+  std::optional<double> end_weight_decay;
+  std::string weight_decay_incr_style = "constant";  // constant | linear | cosine
+  bool override_opt_param_scheduler = false;         // on load: the options win over the checkpoint's schedule
+  bool use_checkpoint_opt_param_scheduler = false;   // on load: the checkpoint's schedule wins
   double clip_grad = 1.0;
   std::optional<int64_t> train_iters;
 

@@ -456,11 +456,15 @@ std::vector<OptionSpec> build_table() {
   OPT("--recompute-num-layers", recompute_num_layers, "Layers per recomputation chunk / recomputed layers.");
 
   b.group = "optimizer & learning rate";
-  OPT("--optimizer", optimizer, "Optimizer.").choices({"adam", "sgd"});
+  OPT("--optimizer", optimizer, "Optimizer (Megatron's name; slime-hpc implements adam, i.e. AdamW).")
+      .choices({"adam"});
   OPT("--lr", lr, "Learning rate (slime's default).");
   OPT("--min-lr", min_lr, "Learning rate floor of the decay.");
   OPT("--lr-decay-style", lr_decay_style, "Learning-rate decay (slime's scripts pass constant).")
-      .choices({"constant", "linear", "cosine"});
+      .choices({"constant", "linear", "cosine", "inverse-square-root", "WSD"});
+  OPT("--lr-wsd-decay-iters", lr_wsd_decay_iters, "WSD: steps of the final anneal (required by --lr-decay-style WSD).");
+  OPT("--lr-wsd-decay-style", lr_wsd_decay_style, "WSD: shape of the final anneal.")
+      .choices({"linear", "cosine", "exponential", "minus_sqrt"});
   OPT("--lr-decay-iters", lr_decay_iters, "Steps of the decay; None = --train-iters.");
   OPT("--lr-warmup-iters", lr_warmup_iters, "Linear warm-up steps.");
   OPT("--lr-warmup-fraction", lr_warmup_fraction,
@@ -470,6 +474,14 @@ std::vector<OptionSpec> build_table() {
   OPT("--adam-beta2", adam_beta2, "Adam beta2.");
   OPT("--adam-eps", adam_eps, "Adam epsilon.");
   OPT("--weight-decay", weight_decay, "Decoupled weight decay (AdamW).");
+  OPT("--start-weight-decay", start_weight_decay, "Weight decay at step 0 (non-constant --weight-decay-incr-style).");
+  OPT("--end-weight-decay", end_weight_decay, "Weight decay at the end (non-constant --weight-decay-incr-style).");
+  OPT("--weight-decay-incr-style", weight_decay_incr_style, "How weight decay moves from start to end.")
+      .choices({"constant", "linear", "cosine"});
+  OPT("--override-opt_param-scheduler", override_opt_param_scheduler,
+      "On resume, take the LR/weight-decay schedule from the options, not from the checkpoint.");
+  OPT("--use-checkpoint-opt_param-scheduler", use_checkpoint_opt_param_scheduler,
+      "On resume, take the LR/weight-decay schedule from the checkpoint, not from the options.");
   OPT("--clip-grad", clip_grad, "Clip the global gradient L2 norm to this; 0 = off.");
   OPT("--train-iters", train_iters,
       "Optimizer steps of the LR schedule; None = num-rollout x steps per rollout, as slime does.");

@@ -246,11 +246,18 @@ void validate_megatron(Args& args) {
   SLIME_CHECK(!(args.lr_warmup_fraction && args.lr_warmup_iters != 0),
               "--lr-warmup-fraction and --lr-warmup-iters are exclusive");
   if (args.lr_warmup_fraction)
-    SLIME_CHECK(*args.lr_warmup_fraction >= 0 && *args.lr_warmup_fraction <= 1,
-                "--lr-warmup-fraction must be in [0, 1], got ", *args.lr_warmup_fraction);
+    SLIME_CHECK(*args.lr_warmup_fraction >= 0 && *args.lr_warmup_fraction < 1,
+                "--lr-warmup-fraction must be in [0, 1) (warm-up ends before the decay does), got ",
+                *args.lr_warmup_fraction);
   SLIME_CHECK(args.lr_warmup_iters >= 0, "--lr-warmup-iters must be >= 0, got ", args.lr_warmup_iters);
-  SLIME_CHECK(args.min_lr <= args.lr || args.lr_decay_style == "constant", "--min-lr (", args.min_lr,
-              ") must be <= --lr (", args.lr, ")");
+  SLIME_CHECK(args.min_lr <= args.lr, "--min-lr (", args.min_lr, ") must be <= --lr (", args.lr, ")");
+  SLIME_CHECK(!(args.override_opt_param_scheduler && args.use_checkpoint_opt_param_scheduler),
+              "--override-opt_param-scheduler and --use-checkpoint-opt_param-scheduler are exclusive");
+  SLIME_CHECK(args.lr_decay_style != "WSD" || args.lr_wsd_decay_iters,
+              "--lr-decay-style WSD needs --lr-wsd-decay-iters");
+  SLIME_CHECK(args.weight_decay_incr_style == "constant" || (args.start_weight_decay && args.end_weight_decay),
+              "--weight-decay-incr-style ", args.weight_decay_incr_style,
+              " needs --start-weight-decay and --end-weight-decay");
   SLIME_CHECK(args.clip_grad >= 0, "--clip-grad must be >= 0, got ", args.clip_grad);
   check_positive(args.train_iters, "--train-iters");
 

@@ -104,6 +104,7 @@ const Param& Decoder::output_weight() const { return output_ ? *output_ : *embed
 Param& Decoder::output_weight() { return output_ ? *output_ : *embedding_; }
 
 int64_t Decoder::lm_head_chunk_rows() const {
+  if (lm_head_chunk_rows_ > 0) return lm_head_chunk_rows_;
   const int64_t budget_floats = int64_t{16} << 20;  // 64 MiB of fp32 logits per chunk
   return std::max<int64_t>(1, budget_floats / local_vocab());
 }

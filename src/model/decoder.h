@@ -73,8 +73,10 @@ class Decoder {
   void backward_values(const Tensor& dvalues);
   Head head() const { return head_; }
 
-  // Rows of the LM head processed at once (bounds the [rows, vocab] logits buffer).
+  // Rows of the LM head processed at once (bounds the [rows, vocab] logits buffer): --log-probs-chunk-size when
+  // set (> 0), else as many rows as fit 64 MiB of fp32 logits.
   int64_t lm_head_chunk_rows() const;
+  void set_lm_head_chunk_rows(int64_t rows) { lm_head_chunk_rows_ = rows; }
 
  private:
   struct LayerParams {
@@ -144,6 +146,7 @@ class Decoder {
   Param* output_ = nullptr;  // null when tied to the embedding; the value head's weight for Head::Value
   Param* value_bias_ = nullptr;
   Head head_ = Head::LanguageModel;
+  int64_t lm_head_chunk_rows_ = -1;
   std::vector<LayerParams> layers_;
   std::vector<float> inv_freq_;
   BatchState state_;

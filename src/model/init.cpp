@@ -35,7 +35,8 @@ void init_random(const ModelConfig& config, ParamRegistry& params, uint64_t seed
     } else {
       const uint64_t stream = param_stream(p.name);
       for (int64_t i = 0; i < n; ++i) v[i] = stddev * philox_normal(seed, stream, static_cast<uint64_t>(i));
-      if (p.name == "embedding.word_embeddings.weight" || p.name == "output_layer.weight") {
+      if ((p.name == "embedding.word_embeddings.weight" || p.name == "output_layer.weight") &&
+          p.global_shape[0] == config.padded_vocab_size) {
         const int64_t width = global.dim(1);
         std::fill(v + config.vocab_size * width, v + n, 0.0f);  // vocab padding rows
       }

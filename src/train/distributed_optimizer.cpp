@@ -28,6 +28,12 @@ void DistributedOptimizer::reset_state() {
   step_count_ = 0;
 }
 
+void DistributedOptimizer::set_frozen(const std::function<bool(const model::Param&)>& frozen) {
+  frozen_.clear();
+  for (const model::Param& p : params_.all())
+    if (frozen(p)) frozen_.insert(&p);
+}
+
 std::vector<DistributedOptimizer::OwnedRange> DistributedOptimizer::owned_ranges() {
   const int64_t lo = offsets_[groups_.dp.rank], hi = offsets_[groups_.dp.rank + 1];
   std::vector<OwnedRange> ranges;
@@ -53,7 +59,7 @@ OptimizerStepResult DistributedOptimizer::step(double lr, double weight_decay) {
   std::vector<OwnedRange> ranges = owned_ranges();
   double local_sq = 0;
   for (const OwnedRange& r : ranges) {
-    if (r.param->replicated() && groups_.tp.rank != 0) continue;
+    if (frozen_.count(r.param) || (r.param->replicated() && groups_.tp.rank != 0)) continue;
     local_sq += sum_of_squares(grads + (r.param->flat_offset + r.begin - lo), r.end - r.begin);
   }
   const GradClipDecision clip = decide_grad_clip(groups_.pool.sum(local_sq), clip_grad_);
@@ -63,6 +69,7 @@ OptimizerStepResult DistributedOptimizer::step(double lr, double weight_decay) {
     ++step_count_;
     float* values = params_.flat_values().data<float>();
     for (const OwnedRange& r : ranges) {
+      if (frozen_.count(r.param)) continue;
       const int64_t offset = r.param->flat_offset + r.begin;
       const bool no_decay = megatron_no_weight_decay(r.param->name, static_cast<int>(r.param->global_shape.size()));
       adamw_step(values + offset, grads + (offset - lo), r.exp_avg, r.exp_avg_sq, r.end - r.begin, step_count_,

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <vector>
 
 #include "comm/parallel.h"
@@ -32,6 +34,10 @@ class DistributedOptimizer {
 
   // Runs steps 1-4 above and zeroes the gradients.
   OptimizerStepResult step(double lr, double weight_decay);
+
+  // Parameters for which `frozen` is true get no update at all (no AdamW step, no weight decay) and stay out of the
+  // gradient norm (--only-train-params-name-list / --freeze-params-name-list).
+  void set_frozen(const std::function<bool(const model::Param&)>& frozen);
 
   int64_t step_count() const { return step_count_; }
   void set_step_count(int64_t steps) { step_count_ = steps; }
@@ -57,6 +63,7 @@ class DistributedOptimizer {
   std::vector<int64_t> offsets_;  // [dp + 1]
   Tensor grad_shard_, exp_avg_, exp_avg_sq_;  // [owned]
   int64_t step_count_ = 0;
+  std::set<const model::Param*> frozen_;
 };
 
 }  // namespace slime::train

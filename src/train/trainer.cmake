@@ -9,3 +9,4 @@ target_link_libraries(slime_train PUBLIC slime_model slime_comm slime_checkpoint
 
 slime_add_test(NAME trainer_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/trainer_test.cpp LIBS slime_train NP 2 TIMEOUT 600)
 slime_add_test(NAME trainer_sanity_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/trainer_sanity_test.cpp LIBS slime_train)
+slime_add_test(NAME trainer_options_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/trainer_options_test.cpp LIBS slime_train)

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <regex>
 
 #include "ckpt/checkpoint.h"
 #include "comm/mpi_utils.h"
@@ -62,6 +63,36 @@ FlopsModel flops_model_of(const model::ModelConfig& c) {
 
 bool needs_reference(const Args& a) { return a.use_kl_loss || a.kl_coef != 0.0; }
 
+std::vector<std::regex> compile_patterns(const std::vector<std::string>& patterns, const char* option) {
+  std::vector<std::regex> out;
+  for (const std::string& p : patterns) {
+    try {
+      out.emplace_back(p);
+    } catch (const std::regex_error& e) {
+      SLIME_FAIL(option, ": '", p, "' is not a valid regular expression: ", e.what());
+    }
+  }
+  return out;
+}
+
+// Training options that would change results but that this trainer does not implement are refused, never
+// ignored; memory-only options that do not apply to the CPU backend are reported.
+void check_supported_options(const Args& a) {
+  auto refuse = [](bool set, const char* option, const char* why) { SLIME_CHECK(!set, option, ": ", why); };
+  const char* plugins = "plug-in hooks are not supported by this build";
+  refuse(a.loss_type == "custom_loss" || a.custom_loss_function_path.has_value(), "--custom-loss-function-path",
+         plugins);
+  refuse(a.custom_advantage_function_path.has_value(), "--custom-advantage-function-path", plugins);
+  refuse(a.custom_tis_function_path.has_value(), "--custom-tis-function-path", plugins);
+  refuse(a.custom_pg_loss_reducer_function_path.has_value(), "--custom-pg-loss-reducer-function-path", plugins);
+  refuse(a.sequence_parallel, "--sequence-parallel", "not supported by the CPU trainer");
+  SLIME_CHECK(a.only_train_params_name_list.empty() || a.freeze_params_name_list.empty(),
+              "--only-train-params-name-list and --freeze-params-name-list are exclusive");
+  if (a.recompute_granularity)
+    SLIME_WARN("--recompute-granularity ", *a.recompute_granularity,
+               ": the CPU backend keeps all activations (no recomputation); the option matters on the GPU backend");
+}
+
 }  // namespace
 
 model::ModelConfig resolve_model_config(const Args& args, int tensor_parallel_size) {
@@ -107,12 +138,26 @@ Trainer::Trainer(const Args& args, const comm::ParallelGroups& groups) : args_(a
               args_.tensor_model_parallel_size, " but the trainer groups have TP size ", groups_.tp.size);
   SLIME_CHECK(args_.global_batch_size && args_.rollout_batch_size,
               "the trainer needs --global-batch-size and --rollout-batch-size (run validate_args first)");
+  check_supported_options(args_);
   model_ = std::make_unique<model::Decoder>(resolve_model_config(args_, groups_.tp.size), groups_.tp);
+  if (args_.log_probs_chunk_size > 0) model_->set_lm_head_chunk_rows(args_.log_probs_chunk_size);
   AdamWConfig adam;
   adam.beta1 = args_.adam_beta1;
   adam.beta2 = args_.adam_beta2;
   adam.eps = args_.adam_eps;
   optimizer_ = std::make_unique<DistributedOptimizer>(model_->params(), groups_, adam, args_.clip_grad);
+  if (!args_.only_train_params_name_list.empty() || !args_.freeze_params_name_list.empty()) {
+    const std::vector<std::regex> train = compile_patterns(args_.only_train_params_name_list, "--only-train-params-name-list");
+    const std::vector<std::regex> freeze = compile_patterns(args_.freeze_params_name_list, "--freeze-params-name-list");
+    auto matches = [](const std::vector<std::regex>& patterns, const std::string& name) {
+      for (const std::regex& re : patterns)
+        if (std::regex_search(name, re)) return true;
+      return false;
+    };
+    optimizer_->set_frozen([&](const model::Param& p) {
+      return train.empty() ? matches(freeze, p.name) : !matches(train, p.name);
+    });
+  }
 
   LrScheduleOptions lr;
   lr.lr = args_.lr;
@@ -124,6 +169,14 @@ Trainer::Trainer(const Args& args, const comm::ParallelGroups& groups) : args_(a
   lr.lr_warmup_init = args_.lr_warmup_init;
   lr.global_batch_size = *args_.global_batch_size;
   lr.weight_decay = args_.weight_decay;
+  lr.lr_wsd_decay_iters = args_.lr_wsd_decay_iters;
+  lr.lr_wsd_decay_style = args_.lr_wsd_decay_style;
+  lr.start_weight_decay = args_.start_weight_decay;
+  lr.end_weight_decay = args_.end_weight_decay;
+  lr.weight_decay_incr_style = args_.weight_decay_incr_style;
+  lr.checkpoint_policy = args_.override_opt_param_scheduler        ? SchedulerCheckpointPolicy::use_options
+                         : args_.use_checkpoint_opt_param_scheduler ? SchedulerCheckpointPolicy::use_checkpoint
+                                                                    : SchedulerCheckpointPolicy::require_match;
   lr.train_iters = args_.train_iters.value_or(
       args_.num_rollout ? slime_train_iters(*args_.num_rollout, *args_.rollout_batch_size, args_.n_samples_per_prompt,
                                             *args_.global_batch_size)
@@ -575,6 +628,10 @@ RolloutTrainResult Trainer::train_rollout(int64_t rollout_id, const std::vector<
     metrics["train/global_batch_size"] = static_cast<double>(step.num_rollouts);
     result.steps.push_back(metrics);
   }
+  // --ref-update-interval: every N rollouts the reference model becomes the current actor.
+  if (reference_values_.defined() && args_.ref_update_interval && *args_.ref_update_interval > 0 &&
+      (rollout_id + 1) % *args_.ref_update_interval == 0)
+    reference_values_ = model_->params().flat_values().clone();
   if (args_.reset_optimizer_states) {
     optimizer_->reset_state();
     if (critic_optimizer_) critic_optimizer_->reset_state();
