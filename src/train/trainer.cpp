@@ -95,6 +95,14 @@ void check_supported_options(const Args& a) {
 
 }  // namespace
 
+bool periodic_action_due(std::optional<int64_t> interval, int64_t rollout_id, int64_t num_rollout,
+                         std::optional<int64_t> rollouts_per_epoch, bool last_rollout_too) {
+  if (!interval || *interval <= 0) return false;
+  if ((rollout_id + 1) % *interval == 0) return true;
+  if (rollouts_per_epoch && *rollouts_per_epoch > 0 && (rollout_id + 1) % *rollouts_per_epoch == 0) return true;
+  return last_rollout_too && rollout_id + 1 == num_rollout;
+}
+
 model::ModelConfig resolve_model_config(const Args& args, int tensor_parallel_size) {
   model::ModelConfig config;
   std::optional<int64_t> stored_padding;

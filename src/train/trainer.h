@@ -123,6 +123,12 @@ class Trainer {
   json loaded_extra_ = json::object();
 };
 
+// slime's should_run_periodic_action (slime/utils/misc.py): true after rollout `rollout_id` when
+// (rollout_id + 1) % interval == 0, at the end of an epoch (rollouts_per_epoch given), and, for saving
+// (`last_rollout_too`), after the run's last rollout. A missing interval never fires.
+bool periodic_action_due(std::optional<int64_t> interval, int64_t rollout_id, int64_t num_rollout,
+                         std::optional<int64_t> rollouts_per_epoch, bool last_rollout_too);
+
 // The model config a run uses: --hf-checkpoint's config.json, else the one stored in the --load / --ref-load
 // checkpoint; the vocabulary padded as Megatron does (or --padded-vocab-size / the checkpoint's padding).
 model::ModelConfig resolve_model_config(const Args& args, int tensor_parallel_size);

@@ -82,3 +82,15 @@ TEST_CASE("training options that are not implemented are refused, not ignored") 
   refused({"--custom-loss-function-path", "x.so:loss", "--loss-type", "custom_loss"}, "plug-in hooks");
   refused({"--custom-advantage-function-path", "x.so:adv"}, "--custom-advantage-function-path");
 }
+
+TEST_CASE("periodic actions (--save-interval, --eval-interval) fire as slime's should_run_periodic_action") {
+  // every 3 rollouts: after rollouts 2, 5, 8; plus the epoch boundary (every 4) and, for saves, the last (9 of 10)
+  std::vector<int64_t> saves, evals;
+  for (int64_t r = 0; r < 10; ++r) {
+    if (periodic_action_due(3, r, 10, 4, true)) saves.push_back(r);
+    if (periodic_action_due(3, r, 10, 4, false)) evals.push_back(r);
+  }
+  CHECK(saves == std::vector<int64_t>{2, 3, 5, 7, 8, 9});
+  CHECK(evals == std::vector<int64_t>{2, 3, 5, 7, 8});
+  CHECK_FALSE(periodic_action_due(std::nullopt, 9, 10, 4, true));
+}
