@@ -220,45 +220,58 @@ Trainer::Trainer(const Args& args, const comm::ParallelGroups& groups) : args_(a
   if (args_.start_rollout_id) start_rollout_id_ = *args_.start_rollout_id;
 }
 
+// Weights only, from a HF model directory or a checkpoint root (its tracker's iteration, or `step`).
+void Trainer::load_weights(const std::string& source, std::optional<int64_t> step, model::Decoder& model,
+                           const std::vector<std::string>& skip) {
+  if (is_hf_dir(source)) {
+    model::load_hf_weights(source, model.config(), model.params());
+    return;
+  }
+  std::optional<int64_t> it = ckpt::find_checkpoint(source, step);
+  SLIME_CHECK(it, source, ": neither a HF model directory (config.json) nor a checkpoint directory "
+                          "(latest_checkpointed_iteration.txt)");
+  ckpt::LoadOptions options;
+  options.load_optimizer = false;
+  options.expect_config = &model.config();
+  options.skip_params = skip;
+  ckpt::load_checkpoint(source, *it, model.params(), {}, groups_, options);
+}
+
+// Resumes a model with its optimizer and LR schedule from a checkpoint root, as --load, --ckpt-step,
+// --no-load-optim and --finetune say. nullopt when the root holds no checkpoint.
+std::optional<ckpt::CheckpointState> Trainer::resume(const std::string& root, model::Decoder& model,
+                                                     DistributedOptimizer& optimizer, LrScheduler& scheduler) {
+  std::optional<int64_t> it = ckpt::find_checkpoint(root, args_.ckpt_step);
+  if (!it) return std::nullopt;
+  const bool weights_only = args_.finetune || args_.no_load_optim;
+  std::vector<ckpt::OptimizerShard> shards = optimizer_shards(optimizer);
+  ckpt::LoadOptions options;
+  options.load_optimizer = !weights_only;
+  options.expect_config = &model.config();
+  ckpt::CheckpointState state = ckpt::load_checkpoint(root, *it, model.params(), shards, groups_, options);
+  if (!args_.finetune && state.trainer.contains("lr_scheduler")) scheduler.load(state.trainer["lr_scheduler"], root);
+  if (!weights_only) optimizer.set_step_count(state.optimizer_step);
+  SLIME_INFO0("loaded checkpoint ", ckpt::iteration_dir(root, *it), args_.finetune ? " (--finetune)" : "",
+              weights_only ? ", weights only" : "");
+  return state;
+}
+
 void Trainer::load_initial_weights() {
-  model::ParamRegistry& params = model_->params();
-  const model::ModelConfig& config = model_->config();
   if (args_.load) {
-    std::optional<int64_t> it = ckpt::find_checkpoint(*args_.load, args_.ckpt_step);
-    if (it) {
-      const bool weights_only = args_.finetune || args_.no_load_optim;
-      std::vector<ckpt::OptimizerShard> shards = optimizer_shards(*optimizer_);
-      ckpt::LoadOptions options;
-      options.load_optimizer = !weights_only;
-      options.expect_config = &config;
-      ckpt::CheckpointState state = ckpt::load_checkpoint(*args_.load, *it, params, shards, groups_, options);
+    if (std::optional<ckpt::CheckpointState> state = resume(*args_.load, *model_, *optimizer_, *scheduler_)) {
       if (!args_.finetune) {
-        start_rollout_id_ = state.rollout_id + 1;
-        consumed_samples_ = state.consumed_samples;
-        if (state.trainer.contains("lr_scheduler")) scheduler_->load(state.trainer["lr_scheduler"], *args_.load);
-        if (!args_.no_load_optim) optimizer_->set_step_count(state.optimizer_step);
-        if (state.trainer.contains("extra")) loaded_extra_ = state.trainer["extra"];
+        start_rollout_id_ = state->rollout_id + 1;
+        consumed_samples_ = state->consumed_samples;
+        if (state->trainer.contains("extra")) loaded_extra_ = state->trainer["extra"];
       }
-      SLIME_INFO0("loaded checkpoint ", ckpt::iteration_dir(*args_.load, *it), args_.finetune ? " (--finetune)" : "",
-                  weights_only ? ", weights only" : "", "; starting at rollout ", start_rollout_id_);
       return;
     }
   }
-  // No checkpoint to resume: start from --ref-load, else --hf-checkpoint (slime: finetune, no optim/rng).
-  if (args_.ref_load && !is_hf_dir(*args_.ref_load)) {
-    std::optional<int64_t> it = ckpt::find_checkpoint(*args_.ref_load, args_.ref_ckpt_step);
-    SLIME_CHECK(it, *args_.ref_load, ": --ref-load holds no checkpoint (no latest_checkpointed_iteration.txt)");
-    ckpt::LoadOptions options;
-    options.load_optimizer = false;
-    options.expect_config = &config;
-    ckpt::load_checkpoint(*args_.ref_load, *it, params, {}, groups_, options);
-    SLIME_INFO0("initial weights from --ref-load ", ckpt::iteration_dir(*args_.ref_load, *it));
-    return;
-  }
-  const std::string hf = args_.ref_load ? *args_.ref_load : args_.hf_checkpoint.value_or("");
-  SLIME_CHECK(!hf.empty(), "no initial weights: give --load, --ref-load or --hf-checkpoint");
-  model::load_hf_weights(hf, config, params);
-  SLIME_INFO0("initial weights from ", hf);
+  // No checkpoint to resume: start from --ref-load, else --hf-checkpoint (slime: finetune, no optimizer state).
+  const std::string source = args_.ref_load ? *args_.ref_load : args_.hf_checkpoint.value_or("");
+  SLIME_CHECK(!source.empty(), "no initial weights: give --load, --ref-load or --hf-checkpoint");
+  load_weights(source, args_.ref_load ? args_.ref_ckpt_step : std::nullopt, *model_);
+  SLIME_INFO0("initial weights from ", source);
 }
 
 void Trainer::load_reference_weights() {
@@ -266,16 +279,7 @@ void Trainer::load_reference_weights() {
   // Load into the live model, keep a copy, put the actor weights back (slime's TensorBackuper does the same).
   model::ParamRegistry& params = model_->params();
   Tensor actor = params.flat_values().clone();
-  if (is_hf_dir(*args_.ref_load)) {
-    model::load_hf_weights(*args_.ref_load, model_->config(), params);
-  } else {
-    std::optional<int64_t> it = ckpt::find_checkpoint(*args_.ref_load, args_.ref_ckpt_step);
-    SLIME_CHECK(it, *args_.ref_load, ": --ref-load holds no checkpoint");
-    ckpt::LoadOptions options;
-    options.load_optimizer = false;
-    options.expect_config = &model_->config();
-    ckpt::load_checkpoint(*args_.ref_load, *it, params, {}, groups_, options);
-  }
+  load_weights(*args_.ref_load, args_.ref_ckpt_step, *model_);
   reference_values_ = params.flat_values().clone();
   std::memcpy(params.flat_values().raw(), actor.raw(), actor.nbytes());
 }
@@ -288,44 +292,20 @@ void Trainer::build_critic(const LrScheduleOptions& lr) {
   adam.eps = args_.adam_eps;
   critic_optimizer_ = std::make_unique<DistributedOptimizer>(critic_->params(), groups_, adam, args_.clip_grad);
   critic_scheduler_ = std::make_unique<LrScheduler>(lr);
-  model::ParamRegistry& params = critic_->params();
-  const model::ModelConfig& config = critic_->config();
-  // Resume the critic from <load>/critic when it is there.
-  if (args_.load) {
-    const std::string root = path_join(*args_.load, "critic");
-    if (std::optional<int64_t> it = ckpt::find_checkpoint(root, args_.ckpt_step)) {
-      const bool weights_only = args_.finetune || args_.no_load_optim;
-      std::vector<ckpt::OptimizerShard> shards = optimizer_shards(*critic_optimizer_);
-      ckpt::LoadOptions options;
-      options.load_optimizer = !weights_only;
-      options.expect_config = &config;
-      ckpt::CheckpointState state = ckpt::load_checkpoint(root, *it, params, shards, groups_, options);
-      if (!args_.finetune && state.trainer.contains("lr_scheduler"))
-        critic_scheduler_->load(state.trainer["lr_scheduler"], root);
-      if (!weights_only) critic_optimizer_->set_step_count(state.optimizer_step);
-      SLIME_INFO0("critic: loaded ", ckpt::iteration_dir(root, *it));
-      return;
-    }
-  }
+  if (args_.load && resume(path_join(*args_.load, "critic"), *critic_, *critic_optimizer_, *critic_scheduler_))
+    return;
   // Otherwise the body starts from the actor's initial weights and the value head is new (slime re-initialises it:
   // weight ~ N(0, 0.02), bias 0).
-  if (args_.ref_load && !is_hf_dir(*args_.ref_load)) {
-    std::optional<int64_t> it = ckpt::find_checkpoint(*args_.ref_load, args_.ref_ckpt_step);
-    SLIME_CHECK(it, *args_.ref_load, ": --ref-load holds no checkpoint");
-    ckpt::LoadOptions options;
-    options.load_optimizer = false;
-    options.expect_config = &config;
-    options.skip_params = {"output_layer.weight", "output_layer.bias"};
-    ckpt::load_checkpoint(*args_.ref_load, *it, params, {}, groups_, options);
-  } else {
-    model::load_hf_weights(args_.ref_load ? *args_.ref_load : *args_.hf_checkpoint, config, params);
-  }
+  const std::string source = args_.ref_load ? *args_.ref_load : *args_.hf_checkpoint;
+  load_weights(source, args_.ref_load ? args_.ref_ckpt_step : std::nullopt, *critic_,
+               {"output_layer.weight", "output_layer.bias"});
+  model::ParamRegistry& params = critic_->params();
   model::Param& head = params.at("output_layer.weight");
   for (int64_t i = 0; i < head.value.numel(); ++i)
     head.value.data<float>()[i] =
         0.02f * philox_normal(static_cast<uint64_t>(args_.seed), model::param_stream(head.name), i);
   params.at("output_layer.bias").value.fill_zero();
-  SLIME_INFO0("critic: body from the actor's initial weights, new value head");
+  SLIME_INFO0("critic: body from ", source, ", new value head");
 }
 
 Trainer::Packed Trainer::pack(const std::vector<TrainSample>& samples, const std::vector<int64_t>& indices) const {

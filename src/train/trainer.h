@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "ckpt/checkpoint.h"
 #include "comm/parallel.h"
 #include "core/args.h"
 #include "core/io.h"
@@ -102,6 +103,10 @@ class Trainer {
                     const std::vector<int64_t>& offsets, std::vector<float>* logprobs, std::vector<float>* entropy);
   void load_initial_weights();
   void load_reference_weights();
+  void load_weights(const std::string& source, std::optional<int64_t> step, model::Decoder& model,
+                    const std::vector<std::string>& skip = {});
+  std::optional<ckpt::CheckpointState> resume(const std::string& root, model::Decoder& model,
+                                              DistributedOptimizer& optimizer, LrScheduler& scheduler);
   void build_critic(const LrScheduleOptions& lr);
   Metrics accumulate_critic_gradients(const RolloutData& data, const StepSchedule& step);
 
