@@ -114,7 +114,9 @@ void Decoder::lm_head_logits(const Tensor& hidden, int64_t r0, int64_t rows, Ten
                              rows, config_.hidden_size, local_vocab());
 }
 
-void Decoder::layer_forward(const LayerParams& p, const Tensor& x, LayerActivations& a, BatchState& s) {
+void Decoder::layer_forward(int64_t layer, const Tensor& x, LayerActivations& a, BatchState& s,
+                            const AttentionCore& core) {
+  const LayerParams& p = layers_[layer];
   const ModelConfig& c = config_;
   const int64_t T = x.dim(0), h = c.hidden_size, H = local_heads(), G = local_groups(), d = c.head_dim;
   const int64_t F_ = local_ffn();
@@ -145,10 +147,14 @@ void Decoder::layer_forward(const LayerParams& p, const Tensor& x, LayerActivati
   cpu::rope_apply<float>(F(a.q), F(s.rope_cos), F(s.rope_sin), H, T, d, false);
   cpu::rope_apply<float>(F(a.k), F(s.rope_cos), F(s.rope_sin), G, T, d, false);
   a.attn_out = empty_f32({H, T, d});
-  a.lse = empty_f32({H, T});
-  const cpu::AttentionShape shape{T, H, G, d, s.batch.num_sequences()};
-  cpu::attention_forward<float>(shape, s.batch.cu_seqlens.data(), F(a.q), F(a.k), F(a.v),
-                                1.0f / std::sqrt(static_cast<float>(d)), F(a.attn_out), F(a.lse));
+  if (core) {
+    core(layer, a, s);
+  } else {  // training: causal attention within each packed sequence
+    a.lse = empty_f32({H, T});
+    const cpu::AttentionShape shape{T, H, G, d, s.batch.num_sequences()};
+    cpu::attention_forward<float>(shape, s.batch.cu_seqlens.data(), F(a.q), F(a.k), F(a.v),
+                                  1.0f / std::sqrt(static_cast<float>(d)), F(a.attn_out), F(a.lse));
+  }
   a.attn_tokens = empty_f32({T, H * d});
   cpu::heads_to_tokens<float>(F(a.attn_out), F(a.attn_tokens), T, H, d);
   a.x_mid = empty_f32({T, h});
@@ -166,7 +172,7 @@ void Decoder::layer_forward(const LayerParams& p, const Tensor& x, LayerActivati
   cpu::swiglu_forward<float>(F(a.gate_up), F(a.act), T, F_);
 }
 
-Tensor Decoder::run_layers(const PackedBatch& batch, bool keep, BatchState* state) {
+Tensor Decoder::run_layers(const PackedBatch& batch, bool keep, BatchState* state, const AttentionCore& core) {
   const ModelConfig& c = config_;
   batch.validate(c.vocab_size);
   const int64_t T = batch.num_tokens(), h = c.hidden_size;
@@ -192,7 +198,7 @@ Tensor Decoder::run_layers(const PackedBatch& batch, bool keep, BatchState* stat
   s.layers.assign(keep ? c.num_layers : 1, LayerActivations{});
   for (int64_t l = 0; l < c.num_layers; ++l) {
     LayerActivations& a = s.layers[keep ? l : 0];
-    layer_forward(layers_[l], x, a, s);
+    layer_forward(l, x, a, s, core);
     Tensor y = empty_f32({T, h});
     cpu::linear_forward<float>(F(a.act), F(layers_[l].fc2_weight->value), nullptr, F(y), T, local_ffn(), h);
     tp_.allreduce_sum(F(y), T * h);  // row-parallel output
@@ -205,6 +211,62 @@ Tensor Decoder::run_layers(const PackedBatch& batch, bool keep, BatchState* stat
   cpu::rmsnorm_forward<float>(F(x), F(final_norm_->value), static_cast<float>(c.rms_norm_eps), F(s.hidden),
                               F(s.rstd_final), T, h);
   return s.hidden;
+}
+
+KvCache KvCache::allocate(const ModelConfig& config, int tensor_parallel_size, int64_t num_blocks,
+                          int64_t block_size) {
+  SLIME_CHECK(num_blocks > 0 && block_size > 0, "KV cache: need positive block count and size, got ", num_blocks,
+              " blocks of ", block_size);
+  KvCache cache;
+  cache.layers = config.num_layers;
+  cache.num_blocks = num_blocks;
+  cache.block_size = block_size;
+  cache.groups = config.num_kv_heads / tensor_parallel_size;
+  cache.head_dim = config.head_dim;
+  const Shape shape = {cache.layers, num_blocks * block_size, cache.groups, cache.head_dim};
+  cache.k = Tensor::zeros(shape, DType::F32);
+  cache.v = Tensor::zeros(shape, DType::F32);
+  return cache;
+}
+
+int64_t KvCache::bytes_per_block(const ModelConfig& config, int tensor_parallel_size, int64_t block_size) {
+  return 2 * config.num_layers * block_size * (config.num_kv_heads / tensor_parallel_size) * config.head_dim *
+         static_cast<int64_t>(sizeof(float));
+}
+
+Tensor Decoder::forward_paged(const cpu::PagedSequences& seqs, const std::vector<int64_t>& tokens, KvCache& cache,
+                              const std::vector<int64_t>& logit_rows) {
+  SLIME_ASSERT(head_ == Head::LanguageModel, "forward_paged() needs the LM head");
+  SLIME_ASSERT(cache.groups == local_groups() && cache.head_dim == config_.head_dim && cache.layers == config_.num_layers,
+               "KV cache shaped for another model");
+  PackedBatch batch;
+  batch.tokens = tokens;
+  batch.positions = seqs.positions;
+  batch.cu_seqlens = seqs.cu_seqlens;
+  SLIME_CHECK(static_cast<int64_t>(seqs.positions.size()) == batch.num_tokens() &&
+                  seqs.context_lens.size() + 1 == seqs.cu_seqlens.size() &&
+                  seqs.block_tables.size() == seqs.context_lens.size(),
+              "forward_paged: inconsistent sequence description");
+  const int64_t T = batch.num_tokens(), d = config_.head_dim;
+  const cpu::PagedAttentionShape shape{T, local_heads(), local_groups(), d, cache.block_size};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  AttentionCore paged = [&](int64_t layer, LayerActivations& a, BatchState&) {
+    float* k_cache = F(cache.k) + layer * cache.layer_elements();
+    float* v_cache = F(cache.v) + layer * cache.layer_elements();
+    cpu::kv_cache_write<float>(shape, seqs, F(a.k), F(a.v), k_cache, v_cache);
+    cpu::paged_attention_forward<float>(shape, seqs, F(a.q), k_cache, v_cache, scale, F(a.attn_out));
+  };
+  BatchState scratch;
+  Tensor hidden = run_layers(batch, false, &scratch, paged);
+  const int64_t rows = static_cast<int64_t>(logit_rows.size()), h = config_.hidden_size;
+  Tensor selected = empty_f32({rows, h});
+  for (int64_t r = 0; r < rows; ++r) {
+    SLIME_ASSERT(logit_rows[r] >= 0 && logit_rows[r] < T, "forward_paged: logit row out of range");
+    std::memcpy(F(selected) + r * h, F(hidden) + logit_rows[r] * h, h * sizeof(float));
+  }
+  Tensor logits = empty_f32({rows, local_vocab()});
+  lm_head_logits(selected, 0, rows, logits);
+  return logits;
 }
 
 Tensor Decoder::forward_logits(const PackedBatch& batch) {

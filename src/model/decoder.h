@@ -16,10 +16,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "comm/parallel.h"
 #include "core/tensor.h"
+#include "kernels/cpu/paged_attention.h"
 #include "model/config.h"
 #include "model/params.h"
 
@@ -36,6 +38,17 @@ struct PackedBatch {
   int64_t num_sequences() const { return static_cast<int64_t>(cu_seqlens.size()) - 1; }
   // Checks shapes and that every token id is below vocab_size; errors say which token is wrong.
   void validate(int64_t vocab_size) const;
+};
+
+// The paged key/value cache of an inference engine: for every layer, fixed-size blocks of this rank's KV heads.
+struct KvCache {
+  int64_t layers = 0, num_blocks = 0, block_size = 0, groups = 0, head_dim = 0;
+  Tensor k, v;  // [layers, num_blocks * block_size, G (local), d]
+
+  static KvCache allocate(const ModelConfig& config, int tensor_parallel_size, int64_t num_blocks,
+                          int64_t block_size);
+  static int64_t bytes_per_block(const ModelConfig& config, int tensor_parallel_size, int64_t block_size);
+  int64_t layer_elements() const { return num_blocks * block_size * groups * head_dim; }
 };
 
 // What sits on top of the final norm: the LM head (log-probs over the vocabulary), or the critic's value head
@@ -66,6 +79,13 @@ class Decoder {
   // Accumulates parameter gradients (params().all()[i].grad) of a loss given dloss/dlogprob [T] and
   // dloss/dentropy [T] (an undefined tensor means zero). Call after forward(); releases the activations.
   void backward(const Tensor& dlogprobs, const Tensor& dentropy);
+
+  // Inference over a paged KV cache (the rollout engine). `tokens` [T] are the new tokens of each sequence in
+  // `seqs` (a chunk of a prompt, or the latest sampled token); their K/V are written into `cache` and they attend
+  // to everything cached before them. Returns the logits [rows, padded_vocab / TP] of the new tokens listed in
+  // `logit_rows` (indices into `tokens`). Keeps no activations.
+  Tensor forward_paged(const cpu::PagedSequences& seqs, const std::vector<int64_t>& tokens, KvCache& cache,
+                       const std::vector<int64_t>& logit_rows);
 
   // Critic (Head::Value): one value per token [T], keeping the activations for backward_values().
   void forward_values(const PackedBatch& batch, Tensor* values);
@@ -121,8 +141,10 @@ class Decoder {
     bool valid = false;
   };
 
-  Tensor run_layers(const PackedBatch& batch, bool keep, BatchState* state);
-  void layer_forward(const LayerParams& p, const Tensor& x, LayerActivations& a, BatchState& s);
+  // Fills a.attn_out (and a.lse when the backward needs it) from a.q, a.k, a.v of layer `layer`.
+  using AttentionCore = std::function<void(int64_t layer, LayerActivations& a, BatchState& s)>;
+  Tensor run_layers(const PackedBatch& batch, bool keep, BatchState* state, const AttentionCore& core = nullptr);
+  void layer_forward(int64_t layer, const Tensor& x, LayerActivations& a, BatchState& s, const AttentionCore& core);
   Tensor layer_backward(const LayerParams& p, const Tensor& dx, LayerActivations& a, BatchState& s);
   // From d loss / d hidden (final norm output) to every parameter below the head; releases the activations.
   void backward_from_hidden(const Tensor& dhidden);

@@ -7,6 +7,7 @@
 #include "kernels/cpu/heads.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/logprob.h"
+#include "kernels/cpu/paged_attention.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
