@@ -1,0 +1,1 @@
+# custom generate plug-ins: loader, host glue, tests (owned by its author)
