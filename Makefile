@@ -21,7 +21,7 @@ help:
 	@echo "make            configure and build into $(BUILD)/ (Release, -j$(JOBS))"
 	@echo "make test       build, fetch test fixtures (npm), run the CPU test suite (ctest, MPI tests included)"
 	@echo "make run        the CPU demo (a generation demo until the RL loop lands)"
-	@echo "make bench-cpu  CPU forward+backward benchmark (tokens/s, GEMM share vs OpenBLAS sgemm)"
+	@echo "make bench-cpu  CPU benchmarks: training step (tokens/s, GEMM share vs sgemm), engine prefill/decode"
 	@echo "make bench      all benchmarks this machine can run"
 	@echo "make gpu-test   the GPU tests (label gpu; needs a CUDA GPU)"
 	@echo "make golden     regenerate the transformers golden files (needs python3 with torch + transformers)"
@@ -56,6 +56,7 @@ run: build fixtures
 
 bench-cpu: build
 	$(BUILD)/regression/bench_cpu
+	$(BUILD)/regression/bench_rollout_cpu
 
 bench: bench-cpu
 

@@ -270,7 +270,7 @@ struct Args {
   std::optional<int64_t> sglang_max_running_requests;
   std::optional<int64_t> sglang_max_total_tokens;
   std::optional<int64_t> sglang_chunked_prefill_size;
-  int64_t sglang_page_size = 1;
+  int64_t sglang_page_size = 16;                      // tokens per KV block (slime-hpc engine default)
   std::optional<int64_t> sglang_context_length;
   std::string sglang_schedule_policy = "fcfs";       // fcfs | lpm
   bool sglang_disable_cuda_graph = false;

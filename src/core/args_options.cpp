@@ -495,14 +495,15 @@ std::vector<OptionSpec> build_table() {
 
   b.group = "sglang";
   OPT("--sglang-mem-fraction-static", sglang_mem_fraction_static,
-      "Fraction of GPU memory the engine takes for weights and KV cache.");
+      "Fraction of the device's memory (host memory on the CPU backend) the engine takes for weights and KV cache.");
   OPT("--sglang-max-running-requests", sglang_max_running_requests,
       "Maximum concurrently decoding requests per engine; None = as many as the KV cache holds.");
   OPT("--sglang-max-total-tokens", sglang_max_total_tokens,
       "KV-cache capacity in tokens; None = from --sglang-mem-fraction-static.");
   OPT("--sglang-chunked-prefill-size", sglang_chunked_prefill_size,
       "Split prefills longer than this into chunks; None = engine default, -1 = off.");
-  OPT("--sglang-page-size", sglang_page_size, "Tokens per KV-cache page.");
+  OPT("--sglang-page-size", sglang_page_size,
+      "Tokens per KV-cache page (block); prefix sharing works on whole pages. slime-hpc's engine defaults to 16.");
   OPT("--sglang-context-length", sglang_context_length,
       "Engine context length; None = --rollout-max-context-len or the model's.");
   OPT("--sglang-schedule-policy", sglang_schedule_policy,

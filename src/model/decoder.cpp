@@ -224,8 +224,9 @@ KvCache KvCache::allocate(const ModelConfig& config, int tensor_parallel_size, i
   cache.groups = config.num_kv_heads / tensor_parallel_size;
   cache.head_dim = config.head_dim;
   const Shape shape = {cache.layers, num_blocks * block_size, cache.groups, cache.head_dim};
-  cache.k = Tensor::zeros(shape, DType::F32);
-  cache.v = Tensor::zeros(shape, DType::F32);
+  // Not zero-filled: a slot is always written before it is read, and untouched pages of a large cache cost nothing.
+  cache.k = Tensor::empty(shape, DType::F32);
+  cache.v = Tensor::empty(shape, DType::F32);
   return cache;
 }
 

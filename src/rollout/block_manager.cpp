@@ -39,6 +39,17 @@ int32_t BlockManager::find_cached(uint64_t hash, const int64_t* tokens) const {
   return it->second;
 }
 
+int64_t BlockManager::cached_prefix_tokens(const Sequence& seq) const {
+  uint64_t h = 0;
+  int64_t hits = 0;
+  for (int64_t b = 0; b < reusable_blocks(seq); ++b) {
+    h = chain_hash(h, seq.tokens.data() + b * block_size_, block_size_);
+    if (find_cached(h, seq.tokens.data() + b * block_size_) < 0) break;
+    ++hits;
+  }
+  return hits * block_size_;
+}
+
 bool BlockManager::can_allocate(const Sequence& seq) const {
   int64_t needed = seq.num_blocks(block_size_);
   uint64_t h = 0;

@@ -36,6 +36,9 @@ class BlockManager {
   // sharing. Registering only computed blocks keeps a sequence from reusing K/V that are not written yet.
   void commit_computed(Sequence& seq);
 
+  // Tokens of seq's prefix that allocate() would find in the cache now (the lpm scheduling policy).
+  int64_t cached_prefix_tokens(const Sequence& seq) const;
+
   int64_t num_free_blocks() const { return static_cast<int64_t>(free_.size()); }
   int64_t num_blocks() const { return static_cast<int64_t>(blocks_.size()); }
   int64_t block_size() const { return block_size_; }

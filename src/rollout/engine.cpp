@@ -19,7 +19,7 @@ Engine::Engine(model::Decoder& model, EngineConfig config, const tokenizer::Toke
                                       "--sglang-mem-fraction-static too small)");
   cache_ = model::KvCache::allocate(model_.config(), model_.tp().size, config_.num_blocks, config_.block_size);
   blocks_ = std::make_unique<BlockManager>(config_.num_blocks, config_.block_size, config_.prefix_caching);
-  scheduler_ = std::make_unique<Scheduler>(SchedulerConfig{config_.max_running, config_.max_batched_tokens}, *blocks_);
+  scheduler_ = std::make_unique<Scheduler>(SchedulerConfig{config_.max_running, config_.max_batched_tokens, config_.longest_prefix_first}, *blocks_);
   runner_ = std::make_unique<ModelRunner>(model_, cache_);
 }
 
@@ -153,7 +153,7 @@ std::vector<GenerateOutput> Engine::generate(std::vector<GenerateRequest> reques
 void Engine::flush_cache() {
   SLIME_CHECK(scheduler_->empty(), "flush_cache: requests are still running (abort or finish them first)");
   blocks_ = std::make_unique<BlockManager>(config_.num_blocks, config_.block_size, config_.prefix_caching);
-  scheduler_ = std::make_unique<Scheduler>(SchedulerConfig{config_.max_running, config_.max_batched_tokens}, *blocks_);
+  scheduler_ = std::make_unique<Scheduler>(SchedulerConfig{config_.max_running, config_.max_batched_tokens, config_.longest_prefix_first}, *blocks_);
 }
 
 }  // namespace slime::rollout

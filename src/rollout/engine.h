@@ -31,6 +31,7 @@ struct EngineConfig {
   int64_t max_batched_tokens = 512;  // --sglang-chunked-prefill-size
   int64_t max_context_len = 0;       // prompt + response limit (--rollout-max-context-len / model max); 0 = model's
   bool prefix_caching = true;        // !--sglang-disable-radix-cache
+  bool longest_prefix_first = false; // --sglang-schedule-policy lpm
   std::vector<int64_t> eos_token_ids;
 };
 

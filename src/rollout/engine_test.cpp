@@ -12,6 +12,8 @@
 #include "model/init.h"
 #include "rollout/block_manager.h"
 #include "rollout/engine.h"
+#include "rollout/engine_options.h"
+#include "rollout/scheduler.h"
 #include "rollout/router.h"
 #include "tokenizer/tokenizer.h"
 
@@ -351,4 +353,54 @@ TEST_CASE("router: least outstanding engine, session affinity, abort-all") {
   while (router.has_unfinished())
     for (auto& [id, out] : router.step()) aborted += out.finish_reason == "abort";
   CHECK(aborted == 4);
+}
+
+TEST_CASE("lpm admits the waiting sequence with the longest cached prefix first; fcfs keeps arrival order") {
+  for (bool lpm : {false, true}) {
+    BlockManager bm(16, 4);
+    Scheduler scheduler(SchedulerConfig{1, 64, lpm}, bm);
+    Sequence warm = make_seq(0, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+    scheduler.add(&warm);
+    std::vector<ScheduledChunk> chunks = scheduler.schedule();
+    REQUIRE(chunks.size() == 1);
+    warm.status = SequenceStatus::Finished;
+    scheduler.after_step(chunks);  // its two full blocks are now cached
+    REQUIRE(scheduler.empty());
+    Sequence cold = make_seq(1, {20, 21, 22, 23, 24});
+    Sequence hot = make_seq(2, {1, 2, 3, 4, 5, 6, 7, 8, 30});
+    CHECK(bm.cached_prefix_tokens(cold) == 0);
+    CHECK(bm.cached_prefix_tokens(hot) == 8);
+    scheduler.add(&cold);
+    scheduler.add(&hot);
+    chunks = scheduler.schedule();  // max_running = 1: one of them is admitted
+    REQUIRE(chunks.size() == 1);
+    CHECK(chunks[0].seq == (lpm ? &hot : &cold));
+    if (lpm) CHECK(chunks[0].start == 8);
+  }
+}
+
+TEST_CASE("engine configuration from slime's --sglang-* and --rollout-* options") {
+  model::ModelConfig c = tiny_config();
+  Args args = parse_args({"--sglang-page-size", "8", "--sglang-max-total-tokens", "100",
+                          "--sglang-chunked-prefill-size", "-1", "--rollout-max-context-len", "96",
+                          "--sglang-schedule-policy", "lpm", "--rollout-temperature", "0.7", "--eval-temperature",
+                          "0", "--rollout-max-response-len", "40", "--rollout-stop", "</answer>"}).args;
+  EngineConfig e = engine_config_from_args(args, c, 1, {5});
+  CHECK(e.block_size == 8);
+  CHECK(e.num_blocks == 12);
+  CHECK(e.max_context_len == 96);
+  CHECK(e.max_batched_tokens == 96);
+  CHECK(e.longest_prefix_first);
+  CHECK(e.eos_token_ids == std::vector<int64_t>{5});
+  SamplingParams train = sampling_params_from_args(args);
+  SamplingParams eval = sampling_params_from_args(args, true);
+  CHECK(train.temperature == Approx(0.7));
+  CHECK(eval.temperature == 0);
+  CHECK(train.max_new_tokens == 40);
+  CHECK(train.stop == std::vector<std::string>{"</answer>"});
+  // Without --sglang-max-total-tokens the cache is sized from the memory fraction; too small a fraction says so.
+  Args tiny = parse_args({"--sglang-mem-fraction-static", "1e-12"}).args;
+  CHECK_THROWS_WITH(engine_config_from_args(tiny, c, 1, {}), Catch::Contains("--sglang-mem-fraction-static"));
+  CHECK(engine_config_from_args(parse_args({}).args, c, 1, {}).num_blocks > 0);
+  CHECK_THROWS_WITH(parse_args({"--sglang-schedule-policy", "dfs-weight"}), Catch::Contains("--sglang-schedule-policy"));
 }

@@ -29,6 +29,12 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
     chunks.push_back({seq, seq->num_computed, count, count == remaining});
     budget -= count;
   }
+  if (config_.longest_prefix_first && waiting_.size() > 1) {  // stable: arrival order among equal prefixes
+    std::vector<std::pair<int64_t, Sequence*>> keyed;
+    for (Sequence* seq : waiting_) keyed.emplace_back(-blocks_.cached_prefix_tokens(*seq), seq);
+    std::stable_sort(keyed.begin(), keyed.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    for (size_t i = 0; i < keyed.size(); ++i) waiting_[i] = keyed[i].second;
+  }
   while (!waiting_.empty() && budget > 0 && static_cast<int64_t>(running_.size()) < config_.max_running) {
     Sequence* seq = waiting_.front();
     if (!blocks_.can_allocate(*seq)) break;

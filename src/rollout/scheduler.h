@@ -20,6 +20,7 @@ namespace slime::rollout {
 struct SchedulerConfig {
   int64_t max_running = 256;         // --sglang-max-running-requests
   int64_t max_batched_tokens = 512;  // tokens per step (--sglang-chunked-prefill-size)
+  bool longest_prefix_first = false; // --sglang-schedule-policy lpm: admit the longest cached prefix first
 };
 
 // Tokens [start, start + count) of `seq` run in this step; `samples` when the chunk reaches the end of the
