@@ -304,3 +304,28 @@ TEST_CASE("load errors name the file, the line and the field", "[dataset][errors
   CHECK_THROWS_WITH(PromptDataset::load(rows, templated),
                     Catch::Contains(rows + ":1: applying the chat template"));
 }
+
+TEST_CASE("the example dataset in inputs/datasets loads with slime's options", "[dataset][chat_template]") {
+  const char* root = std::getenv("SLIME_SOURCE_DIR");
+  REQUIRE(root != nullptr);
+  PromptDatasetOptions options;
+  options.input_key = "prompt";
+  options.label_key = "label";
+  options.apply_chat_template = true;
+  options.chat_template = &qwen3_chat_template();
+  options.tokenizer = &qwen3_tokenizer();
+  options.max_prompt_len = 64;
+  const PromptDataset dataset =
+      PromptDataset::load(std::string(root) + "/inputs/datasets/arithmetic-64.jsonl", options);
+  REQUIRE(dataset.size() == 64);
+  CHECK(dataset.dropped_long_prompts() == 0);
+  for (const auto& sample : dataset.samples()) {
+    CHECK(sample.metadata["rm_type"] == "math");
+    CHECK(sample.label.is_string());
+    CHECK_THAT(sample.prompt.get<std::string>(), Catch::StartsWith("<|im_start|>user\nWhat is "));
+  }
+  // The first row, rendered and checked by hand.
+  CHECK(dataset[0].prompt ==
+        "<|im_start|>user\nWhat is 62 + 25? Put the final answer in \\boxed{}.<|im_end|>\n<|im_start|>assistant\n");
+  CHECK(dataset[0].label == "87");
+}
