@@ -75,6 +75,9 @@ int guarded(const slime_host_api* host, const char* what, int code, Body&& body)
   } catch (const std::exception& e) {
     call.last_error = cat(what, ": ", e.what());
     return code;
+  } catch (...) {
+    call.last_error = cat(what, ": an exception that is not a std::exception");
+    return code;
   }
 }
 

@@ -124,6 +124,9 @@ TEST_CASE("calculator: the tool result is exact and non-trainable, model tokens 
   CHECK(engine.requests[0].params.stop == std::vector<std::string>{"</calculator>"});
   CHECK(engine.requests[0].params.max_new_tokens == 200);
   CHECK(engine.requests[0].session_id == "session-1");
+  // Each turn draws from its own sampling stream (the engine indexes a stream by position in the call's output).
+  CHECK(engine.requests[0].params.seed == input.params.seed);
+  CHECK(engine.requests[1].params.seed != engine.requests[0].params.seed);
   CHECK(engine.requests[1].prompt == concat(concat(input.prompt_tokens, first.tokens), tool));
   CHECK(engine.requests[1].params.max_new_tokens ==
         200 - static_cast<int64_t>(first.tokens.size() + tool.size()));
@@ -325,12 +328,13 @@ TEST_CASE("calculator end to end with the real engine and the Qwen3 tokenizer: t
   std::vector<GenerateOutput> outputs;
   GenerateFn generate = [&](GenerateRequest request) {  // what the rollout driver does: submit, step until done
     const int64_t id = router.submit(std::move(request));
-    for (;;)
+    while (router.has_unfinished())
       for (auto& [done_id, out] : router.step())
         if (done_id == id) {
           outputs.push_back(out);
           return out;
         }
+    throw Error("the router finished without the request");
   };
   const GeneratePlugin plugin = GeneratePlugin::load(calculator_spec());
   for (uint64_t seed : {1u, 2u, 3u}) {

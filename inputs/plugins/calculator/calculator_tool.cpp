@@ -269,6 +269,9 @@ int run_tool_loop(const slime_host_api* host, const slime_generate_input* input,
       break;
     }
     params.max_new_tokens = remaining;
+    // The engine draws a call's tokens from the seed's stream by position in that call's output: a distinct
+    // stream per turn keeps the turns' draws independent (and the sample reproducible from its seed).
+    params.seed = input->sampling_params.seed ^ (static_cast<uint64_t>(turn) * 0x9E3779B97F4A7C15ull);
     Generation generation(host);
     check(host, host->generate(host, context.data(), static_cast<int64_t>(context.size()), &params,
                                &generation.result), "generate");
