@@ -231,14 +231,16 @@ std::optional<Rational> final_number(std::string_view text) {
     }
     auto digit_at = [&](size_t k) { return k < text.size() && is_digit(text[k]); };
     std::string digits;
-    while (i < text.size() && is_digit(text[i])) {
-      digits.push_back(text[i++]);
+    while (true) {
+      while (i < text.size() && is_digit(text[i])) digits.push_back(text[i++]);
       // thousands separators: ",ddd" not followed by another digit
       if (i < text.size() && text[i] == ',' && digit_at(i + 1) && digit_at(i + 2) && digit_at(i + 3) &&
           !digit_at(i + 4)) {
         digits.append(text.substr(i + 1, 3));
         i += 4;
+        continue;
       }
+      break;
     }
     if (i + 1 < text.size() && text[i] == '.' && is_digit(text[i + 1])) {
       digits.push_back(text[i++]);

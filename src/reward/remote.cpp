@@ -41,8 +41,10 @@ std::optional<nlohmann::ordered_json> attempt_once(const std::string& scheme_hos
   httplib::Result result = client.Post(path, body, "application/json");
   if (!result) {
     failure = "request failed: " + httplib::to_string(result.error());
-    if (result.error() == httplib::Error::Read || result.error() == httplib::Error::Connection)
-      failure += slime::cat(" (timeout ", timeout_seconds, " s)");
+    if (result.error() == httplib::Error::Read)
+      failure += slime::cat(" (no complete reply within the ", timeout_seconds, " s read timeout)");
+    if (result.error() == httplib::Error::Connection)
+      failure += slime::cat(" (could not connect; connect timeout ", timeout_seconds, " s)");
     return std::nullopt;
   }
   if (result->status < 200 || result->status >= 300) {

@@ -98,7 +98,10 @@ TEST_CASE("gpqa: our cases", "[reward][gpqa]") {
   CHECK(gpqa_reward("Answer: A", 7, {{"choices", {"x", "y"}}}) == 0.0);
   // slime's last resort: the label text anywhere in the response (lenient for one-letter labels, as slime).
   CHECK(gpqa_reward("Answer: E", "E", {{"valid_letters", {"A", "B", "C", "D"}}}) == 1.0);
-  CHECK(gpqa_reward("The answer is (b)", "B", ordered_json::object()) == 1.0);
+  // slime's first pattern backtracks to read the "i" of "is" as option I (Python's re does the same).
+  CHECK(gpqa_extract_letter("The answer is (b)", kDefaultLetters) == std::string("I"));
+  CHECK(gpqa_reward("The answer is (b)", "B", ordered_json::object()) == 0.0);
+  CHECK(gpqa_reward("The answer is b", "B", ordered_json::object()) == 1.0);
   CHECK_THROWS_WITH(gpqa_reward("Answer: A", "A", {{"choices", "ABCD"}}),
                     Catch::Contains("metadata field 'choices'"));
 }
