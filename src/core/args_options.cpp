@@ -379,7 +379,7 @@ std::vector<OptionSpec> build_table() {
 
   b.group = "reward model";
   OPT("--rm-type", rm_type,
-      "Built-in reward: math, dapo, deepscaler, f1, gpqa, ifbench, remote_rm, random, or boxed_<type> "
+      "Reward: math, deepscaler, dapo, f1, gpqa, exact_match, countdown, arithmetic, random, remote_rm, boxed_<type> "
       "(score the last \\boxed{} answer).");
   OPT("--reward-key", reward_key, "Key of the reward when the reward function returns a dict.");
   OPT("--eval-reward-key", eval_reward_key, "Evaluation variant of --reward-key.").note("None (-> reward-key)");

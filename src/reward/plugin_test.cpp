@@ -66,3 +66,19 @@ TEST_CASE("plug-in errors name the file, the symbol and the cause", "[reward][pl
   PluginRewardModel long_error(kPlugin + ":slime_test_reward_long_error");
   CHECK_THROWS_WITH(long_error.score(sample("x", "y")), Catch::Contains("failed with code 1: eeee"));
 }
+
+TEST_CASE("the example plug-in of inputs/plugins/reward_example", "[reward][plugin]") {
+  RewardOptions options;
+  options.custom_rm_path = std::string(SLIME_REWARD_EXAMPLE_PLUGIN) + ":answer_tag_reward";
+  auto model = make_reward_model(options);
+  CHECK(model->score(sample("thinking...<answer> Paris </answer>", "paris")).value == 1.0);
+  CHECK(model->score(sample("<answer>Paris</answer> no, <answer>Rome</answer>", "Paris")).value == 0.1);
+  CHECK(model->score(sample("<answer>Rome</answer>", "Paris", {{"format_reward", 0.0}})).value == 0.0);
+  CHECK(model->score(sample("<answer>42</answer>", 42)).value == 1.0);
+  CHECK(model->score(sample("Paris", "Paris")).value == 0.0);
+  CHECK_THROWS_WITH(model->score(sample("<answer>x</answer>", ordered_json::array({1}))),
+                    Catch::Contains("answer_tag_reward failed with code 2") &&
+                        Catch::Contains("the label must be a string or a number"));
+  CHECK_THROWS_WITH(model->score(sample("<answer>x</answer>", "x", {{"format_reward", "high"}})),
+                    Catch::Contains("failed with code 3"));
+}
