@@ -33,8 +33,10 @@ class IntegerExpressionParser {
   }
 
  private:
+  static constexpr int kMaxDepth = 200;
   std::string_view text_;
   size_t pos_ = 0;
+  int depth_ = 0;
   std::vector<int128> literals_;
 
   void skip_spaces() {
@@ -68,6 +70,13 @@ class IntegerExpressionParser {
   }
 
   std::optional<Rational> unary(bool& ok) {
+    // Every level of nesting (parentheses, signs) passes here: bound the recursion.
+    if (++depth_ > kMaxDepth) ok = false;
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{depth_};
+    if (!ok) return std::nullopt;
     if (peek() == '-') {
       ++pos_;
       auto value = unary(ok);

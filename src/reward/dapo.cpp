@@ -99,7 +99,8 @@ nlohmann::ordered_json dapo_compute_score(std::string_view response, std::string
   nlohmann::ordered_json reward;
   reward["score"] = verdict.correct ? 1.0 : -1.0;
   reward["acc"] = verdict.correct;
-  reward["pred"] = verdict.prediction ? nlohmann::ordered_json(*verdict.prediction) : nlohmann::ordered_json();
+  reward["pred"] = verdict.prediction ? nlohmann::ordered_json(text::sanitize_utf8(*verdict.prediction))
+                                     : nlohmann::ordered_json();
   return reward;
 }
 

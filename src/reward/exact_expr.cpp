@@ -217,8 +217,10 @@ class Parser {
   }
 
  private:
+  static constexpr int kMaxDepth = 200;
   std::string_view text_;
   size_t pos_ = 0;
+  int depth_ = 0;
 
   char peek(size_t ahead = 0) const { return pos_ + ahead < text_.size() ? text_[pos_ + ahead] : '\0'; }
   bool at(std::string_view word) const { return text_.substr(pos_, word.size()) == word; }
@@ -254,6 +256,12 @@ class Parser {
   }
 
   Value unary() {
+    // Every level of nesting (parentheses, signs, powers) passes here: bound the recursion.
+    if (++depth_ > kMaxDepth) throw Unsupported{};
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{depth_};
     if (peek() == '-') {
       ++pos_;
       return negate(unary());

@@ -269,16 +269,24 @@ std::string remove_comma_thin_space(const std::string& expr) {  // re.sub(",\\\\
 // ---- LaTeX to plain text (the role of pylatexenc's latex2text in slime) ----
 class LatexToPlain {
  public:
+  struct TooDeep {};  // braces nested deeper than kMaxDepth
   explicit LatexToPlain(std::string_view source) : s_(source) {}
   std::string convert() { return sequence(false); }
 
  private:
+  static constexpr int kMaxDepth = 200;
   std::string_view s_;
   size_t pos_ = 0;
+  int depth_ = 0;
 
   static bool is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
   std::string sequence(bool inside_group) {
+    if (++depth_ > kMaxDepth) throw TooDeep{};
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{depth_};
     std::string out;
     while (pos_ < s_.size()) {
       char c = s_[pos_];
@@ -370,7 +378,11 @@ std::string latex_to_plain(std::string expr) {
   expr = replace_all(expr, "\\tfrac", "\\frac");
   expr = replace_all(expr, "\\dfrac", "\\frac");
   expr = replace_all(expr, "\\frac", " \\frac");  // mixed numbers: 3\frac12 -> "3 1/2" -> 3+1/2
-  return text::strip(LatexToPlain(expr).convert());
+  try {
+    return text::strip(LatexToPlain(expr).convert());
+  } catch (const LatexToPlain::TooDeep&) {
+    return expr;  // as slime, whose latex parsing failures leave the expression as it was
+  }
 }
 
 // re.sub("- *", "-", expr)
@@ -503,6 +515,9 @@ std::string normalize_answer_expression(std::string_view answer) {
 }
 
 bool grade_answer_equivalent(std::string_view given, std::string_view truth) {
+  // Very long answers are judged by the mathd string rules alone: slime's comma stripping is quadratic and its
+  // regexes (like std::regex) recurse per character.
+  if (given.size() > kMaxEquivalenceLength || truth.size() > kMaxEquivalenceLength) return false;
   std::string truth_normalized = normalize_answer_expression(truth);
   std::string given_normalized = normalize_answer_expression(given);
   if (truth_normalized == given_normalized) return true;

@@ -38,7 +38,9 @@ bool grade_answer_mathd(std::string_view given, std::string_view truth);
 // (\frac{a}{b} -> a/b, \sqrt{n} -> sqrt(n), mixed numbers "7 3/4" -> 7+3/4), lower case, integers canonical.
 std::string normalize_answer_expression(std::string_view answer);
 // Tuples/intervals compared element-wise; unreduced fractions must match literally and an integer truth needs an
-// integer answer (both as slime); other elements are compared exactly with exact_expr.h.
+// integer answer (both as slime); other elements are compared exactly with exact_expr.h. Answers longer than
+// kMaxEquivalenceLength characters are not compared here (false): only grade_answer_mathd judges them.
+constexpr size_t kMaxEquivalenceLength = 1000;
 bool grade_answer_equivalent(std::string_view given, std::string_view truth);
 
 // grade_answer_verl: last \boxed{} of the response vs the label (its own box content if it has one).

@@ -136,3 +136,47 @@ TEST_CASE("countdown and arithmetic through the factory", "[reward][factory]") {
   CHECK(model->score(sample("The answer is B", "B", {{"rm_type", "gpqa"}})).value == 1);
   CHECK(model->score(sample("</think>\\boxed{4}", "4", {{"rm_type", "deepscaler"}})).value == 1);
 }
+
+TEST_CASE("pathological responses neither crash nor hang", "[reward][factory]") {
+  const size_t n = 300000;
+  std::vector<std::string> responses = {
+      "\\boxed{" + std::string(n, '1') + "}",
+      "\\boxed{" + std::string(n / 2, '{') + std::string(n / 2, '}') + "}",
+      "\\boxed{" + std::string(n, '(') + "}",
+      "\\boxed{" + std::string(n, ' ') + "1}",
+      "\\boxed{" + std::string(n, '-') + "1}",
+      "\\boxed{1/" + std::string(n, '2') + "}",
+      "\\boxed{2^" + std::string(n, '9') + "}",
+      "\\boxed{(1," + std::string(n, '2') + ")}",
+      "\\boxed{" + std::string(n / 6, 'x') + "\\frac" + std::string(n / 6, 'y') + "}",
+      "</think>answer" + std::string(n, ' ') + "B",
+      std::string(n, 'a'),
+      std::string(n, ' '),
+      "<answer>" + std::string(n / 2, '(') + "1" + std::string(n / 2, ')') + "</answer>",
+      "<answer>" + std::string(n, '-') + "1</answer>",
+      "Answer:" + std::string(n, ' ') + "42",
+      std::string(n, '\xff'),  // not UTF-8
+  };
+  std::string repeated_articles;
+  for (size_t i = 0; i < n / 4; ++i) repeated_articles += "the ";
+  responses.push_back(repeated_articles);
+  ordered_json countdown_problem = {{"target", 1}, {"numbers", {1}}};
+  for (const char* type : {"math", "deepscaler", "f1", "gpqa", "exact_match", "arithmetic", "boxed_f1"}) {
+    auto model = make_reward_model(with_type(type));
+    for (const auto& response : responses) {
+      INFO(type << " on a response starting with " << response.substr(0, 12));
+      double value = model->score(sample(response, "1")).value;
+      CHECK((value >= 0 && value <= 1));
+    }
+  }
+  RewardOptions dapo = with_type("dapo");
+  dapo.reward_key = "score";
+  auto dapo_model = make_reward_model(dapo);
+  auto countdown_model = make_reward_model(with_type("countdown"));
+  for (const auto& response : responses) {
+    CHECK(dapo_model->score(sample(response, "42")).details.dump(-1, ' ', false,
+                                                                nlohmann::json::error_handler_t::strict)
+              .size() > 0);  // the details are valid UTF-8 even when the response is not
+    CHECK(countdown_model->score(sample(response, countdown_problem)).value <= 1);
+  }
+}

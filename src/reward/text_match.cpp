@@ -3,7 +3,7 @@
 
 #include <algorithm>
 #include <map>
-#include <regex>
+#include <cctype>
 #include <set>
 
 #include "core/error.h"
@@ -16,14 +16,47 @@ namespace slime::reward {
 // f1 / exact_match
 // ============================================================================================================
 
+namespace {
+
+// Python's \w for UTF-8 text: ASCII letters, digits, '_', and (approximately) every non-ASCII character.
+bool is_word_byte(char c) {
+  auto u = static_cast<unsigned char>(c);
+  return u >= 0x80 || std::isalnum(u) || c == '_';
+}
+
+bool boundary_before(std::string_view text, size_t pos) { return pos == 0 || !is_word_byte(text[pos - 1]); }
+bool boundary_after(std::string_view text, size_t pos) { return pos >= text.size() || !is_word_byte(text[pos]); }
+
+// re.sub(r"\b(a|an|the)\b", " ", text), without std::regex (whose recursion overflows on long texts).
+std::string remove_articles(std::string_view text) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    bool replaced = false;
+    if (boundary_before(text, i)) {
+      for (std::string_view article : {"a", "an", "the"}) {
+        if (text.substr(i, article.size()) == article && boundary_after(text, i + article.size())) {
+          out.push_back(' ');
+          i += article.size();
+          replaced = true;
+          break;
+        }
+      }
+    }
+    if (!replaced) out.push_back(text[i++]);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string squad_normalize_answer(std::string_view raw) {
   static const std::string kPunctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";  // Python's string.punctuation
   std::string lowered = text::lower(raw);
   std::string no_punctuation;
   for (char c : lowered)
     if (kPunctuation.find(c) == std::string::npos) no_punctuation.push_back(c);
-  static const std::regex kArticles(R"(\b(a|an|the)\b)");
-  std::string no_articles = std::regex_replace(no_punctuation, kArticles, " ");
+  std::string no_articles = remove_articles(no_punctuation);
   std::string out;
   for (const auto& word : text::split_whitespace(no_articles)) {
     if (!out.empty()) out.push_back(' ');
@@ -127,30 +160,96 @@ std::string json_as_text(const nlohmann::ordered_json& value) {
 
 }  // namespace
 
+namespace {
+
+// slime's three letter patterns, matched by hand with the same backtracking outcome as Python's re (std::regex
+// recurses per character and overflows the stack on long whitespace runs). Each returns the upper-cased letter
+// of a match starting at `pos`.
+bool is_regex_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_ascii_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+size_t skip_spaces(std::string_view text, size_t pos) {
+  while (pos < text.size() && is_regex_space(text[pos])) ++pos;
+  return pos;
+}
+bool word_at(std::string_view text, size_t pos, std::string_view word) {  // case-insensitive
+  if (pos + word.size() > text.size()) return false;
+  for (size_t k = 0; k < word.size(); ++k)
+    if (std::tolower(static_cast<unsigned char>(text[pos + k])) != word[k]) return false;
+  return true;
+}
+std::string upper_letter(char c) { return std::string(1, static_cast<char>(std::toupper(static_cast<unsigned char>(c)))); }
+
+// \s*(?:is|:)?\s*([A-Z]) with IGNORECASE, from `pos`.
+std::optional<std::string> match_optional_is_then_letter(std::string_view text, size_t pos) {
+  size_t after_spaces = skip_spaces(text, pos);
+  if (word_at(text, after_spaces, "is")) {
+    size_t letter = skip_spaces(text, after_spaces + 2);
+    if (letter < text.size() && is_ascii_letter(text[letter])) return upper_letter(text[letter]);
+  } else if (after_spaces < text.size() && text[after_spaces] == ':') {
+    size_t letter = skip_spaces(text, after_spaces + 1);
+    if (letter < text.size() && is_ascii_letter(text[letter])) return upper_letter(text[letter]);
+  }
+  // The optional group left empty: the letter right after the spaces (e.g. the "i" of a failed "is").
+  if (after_spaces < text.size() && is_ascii_letter(text[after_spaces])) return upper_letter(text[after_spaces]);
+  return std::nullopt;
+}
+
+// (?:answer|option|choice)\s*(?:is|:)?\s*([A-Z])
+std::optional<std::string> match_keyword_letter(std::string_view text, size_t pos) {
+  for (std::string_view keyword : {"answer", "option", "choice"})
+    if (word_at(text, pos, keyword)) return match_optional_is_then_letter(text, pos + keyword.size());
+  return std::nullopt;
+}
+
+// ([A-Z])\s*(?:is\s*(?:the)?\s*correct)
+std::optional<std::string> match_letter_is_correct(std::string_view text, size_t pos) {
+  if (pos >= text.size() || !is_ascii_letter(text[pos])) return std::nullopt;
+  size_t is = skip_spaces(text, pos + 1);
+  if (!word_at(text, is, "is")) return std::nullopt;
+  size_t next = skip_spaces(text, is + 2);
+  if (word_at(text, next, "the") && word_at(text, skip_spaces(text, next + 3), "correct"))
+    return upper_letter(text[pos]);
+  if (word_at(text, next, "correct")) return upper_letter(text[pos]);
+  return std::nullopt;
+}
+
+// final\s*(?:answer|option)\s*(?:is|:)?\s*([A-Z])
+std::optional<std::string> match_final_answer_letter(std::string_view text, size_t pos) {
+  if (!word_at(text, pos, "final")) return std::nullopt;
+  size_t keyword = skip_spaces(text, pos + 5);
+  for (std::string_view word : {"answer", "option"})
+    if (word_at(text, keyword, word)) return match_optional_is_then_letter(text, keyword + word.size());
+  return std::nullopt;
+}
+
+// re.search: the match that starts leftmost.
+std::optional<std::string> first_match(std::string_view text,
+                                       std::optional<std::string> (*pattern)(std::string_view, size_t)) {
+  for (size_t pos = 0; pos < text.size(); ++pos)
+    if (auto letter = pattern(text, pos)) return letter;
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<std::string> gpqa_extract_letter(std::string_view response, const std::vector<std::string>& valid_letters) {
   if (response.empty()) return std::nullopt;
   std::string text = strip_chain_of_thought(response);
   std::set<std::string> valid;
   for (const auto& letter : valid_letters) valid.insert(upper(letter));
   // Each named pattern is tried once (its first match only), as re.search does.
-  static const std::regex kPatterns[] = {
-      std::regex(R"((?:answer|option|choice)\s*(?:is|:)?\s*([A-Z]))", std::regex::icase),
-      std::regex(R"(([A-Z])\s*(?:is\s*(?:the)?\s*correct))", std::regex::icase),
-      std::regex(R"(final\s*(?:answer|option)\s*(?:is|:)?\s*([A-Z]))", std::regex::icase),
-  };
-  for (const auto& pattern : kPatterns) {
-    std::smatch match;
-    if (std::regex_search(text, match, pattern)) {
-      std::string letter = upper(match[1].str());
+  for (auto pattern : {match_keyword_letter, match_letter_is_correct, match_final_answer_letter}) {
+    if (auto letter = first_match(text, pattern)) {
+      if (valid.count(*letter)) return *letter;
+    }
+  }
+  // Fallback: the last standalone capital letter (\b([A-Z])\b, case-sensitive) that is valid.
+  for (size_t i = text.size(); i-- > 0;) {
+    if (text[i] >= 'A' && text[i] <= 'Z' && boundary_before(text, i) && boundary_after(text, i + 1)) {
+      std::string letter(1, text[i]);
       if (valid.count(letter)) return letter;
     }
   }
-  static const std::regex kStandalone(R"(\b([A-Z])\b)");
-  std::vector<std::string> candidates;
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), kStandalone); it != std::sregex_iterator(); ++it)
-    candidates.push_back((*it)[1].str());
-  for (auto it = candidates.rbegin(); it != candidates.rend(); ++it)
-    if (valid.count(*it)) return *it;
   return std::nullopt;
 }
 

@@ -28,6 +28,9 @@ std::string utf8_tail(std::string_view text, size_t count);
 // Byte length of the UTF-8 sequence starting with `lead` (1 for ASCII and for stray continuation bytes).
 size_t utf8_char_length(unsigned char lead);
 
+// Invalid UTF-8 sequences replaced by U+FFFD, so that the text can go into JSON.
+std::string sanitize_utf8(std::string_view text);
+
 // Python's float(text): surrounding whitespace allowed, "1_000", "1e5", ".5", "inf", "nan"; nullopt otherwise.
 std::optional<double> python_float(std::string_view text);
 // Python's str(int(x)) for a finite double: truncation toward zero, exact decimal digits even above 2^63.

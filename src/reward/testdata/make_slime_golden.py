@@ -76,6 +76,8 @@ F1_CASES = [
     ("The quick brown fox", "a quick brown dog"), ("Paris", "paris!"), ("yes", "Yes."), ("no", "yes"),
     ("noanswer", "no answer"), ("the the the", "the"), ("New York City", "new york"), ("", "x"),
     ("Barack Obama, president", "Barack Hussein Obama"), ("1,000 apples", "1000 apples"),
+    ("théâtre the a an", "theatre"), ("a_b the", "a_b"), ("l'an the", "lan"), ("THE An A", "x"),
+    ("Thea an apple", "thea apple"), ("an", "an"), ("ân a", "ân"), ("a\tb  c", "b c"),
 ]
 
 GPQA_CASES = [
@@ -84,6 +86,12 @@ GPQA_CASES = [
     ("<think>A?</think> so D", "D", {}), ("Final answer: A", "a", {"correct_letter": "B"}),
     ("B is the correct answer", "B", {}), ("it must be photosynthesis", "Photosynthesis", {}),
     ("Choice: c", "C", {}), ("none of these", "A", {}),
+    ("answer is the B", "B", {}), ("The answer: is C", "C", {}), ("option:   d", "D", {}),
+    ("A  is  the  correct one", "A", {}), ("Bis correct", "B", {}), ("final answer is\nC", "C", {}),
+    ("ANSWER IS B", "B", {}), ("the final option: x, so G", "G", {}), ("answer:", "A", {}), ("Answer is 5", "A", {}),
+    ("答案是B", "B", {}), ("Answer: é then C", "C", {}), ("C is the correct", "C", {}),
+    ("Hmm. D. Or maybe A. I go with B_", "B", {}), ("answer\t:\tH", "H", {}), ("choiceis F", "F", {}),
+    ("thefinalanswerisE", "E", {}), ("(C) is correct", "C", {}), ("I think B is the correct answer", "B", {}),
 ]
 
 DEEPSCALER_RESPONSES = [
