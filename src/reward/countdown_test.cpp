@@ -1,8 +1,9 @@
 // Tests of the exact arithmetic verifiers (`countdown`, `arithmetic`) and of the rational numbers under them.
+#include "reward/countdown.h"
+
 #include <catch2/catch.hpp>
 
 #include "core/error.h"
-#include "reward/countdown.h"
 #include "reward/rational.h"
 
 using namespace slime::reward;
@@ -27,7 +28,7 @@ TEST_CASE("rationals are exact and checked", "[reward][rational]") {
   CHECK_FALSE(parse_decimal("").has_value());
   CHECK_FALSE(parse_decimal("-").has_value());
   auto big = *parse_decimal("10000000000000000000");  // 1e19
-  CHECK_FALSE(checked_pow(big, 2).has_value());         // 1e38 does not fit: no wrong value, no value
+  CHECK_FALSE(checked_pow(big, 2).has_value());       // 1e38 does not fit: no wrong value, no value
   CHECK(to_string(*checked_pow(*make_rational(2, 3), -2)) == "9/4");
   CHECK(*make_rational(1, 3) < *make_rational(1, 2));
 }
@@ -55,15 +56,15 @@ TEST_CASE("countdown reward", "[reward][countdown]") {
   CHECK(countdown_reward("<answer>(3 + 1) * (8 - 2)</answer>", kProblem, none) == 1);
   CHECK(countdown_reward("<answer>(3 + 1) * (8 - 2) = 24</answer>", kProblem, none) == 1);
   CHECK(countdown_reward("I try <answer>3*8</answer> then\n<answer>8 * 3 * (2 - 1)</answer>", kProblem, none) == 1);
-  CHECK(countdown_reward("<answer>8 * 3 * 1</answer>", kProblem, none) == 0);            // 2 not used
-  CHECK(countdown_reward("<answer>8 * 3 * 1 * 1</answer>", kProblem, none) == 0);        // 1 reused, 2 not used
-  CHECK(countdown_reward("<answer>8 * 3 * 2 * 1 / 2</answer>", kProblem, none) == 0);    // 2 reused
-  CHECK(countdown_reward("<answer>8 * 3 + 2 - 1</answer>", kProblem, none) == 0);        // 25, not the target
+  CHECK(countdown_reward("<answer>8 * 3 * 1</answer>", kProblem, none) == 0);          // 2 not used
+  CHECK(countdown_reward("<answer>8 * 3 * 1 * 1</answer>", kProblem, none) == 0);      // 1 reused, 2 not used
+  CHECK(countdown_reward("<answer>8 * 3 * 2 * 1 / 2</answer>", kProblem, none) == 0);  // 2 reused
+  CHECK(countdown_reward("<answer>8 * 3 + 2 - 1</answer>", kProblem, none) == 0);      // 25, not the target
   CHECK(countdown_reward("<answer>8 / (2 - 2 * 1) + 3</answer>", {{"target", 24}, {"numbers", {8, 2, 2, 1, 3}}},
-                         none) == 0);                                                     // division by zero
-  CHECK(countdown_reward("<answer>8 x 3 x (2 - 1)</answer>", kProblem, none) == 0);       // not an expression
+                         none) == 0);                                                // division by zero
+  CHECK(countdown_reward("<answer>8 x 3 x (2 - 1)</answer>", kProblem, none) == 0);  // not an expression
   CHECK(countdown_reward("no answer tag, last line:\n8 * 3 * (2 - 1)\n\n", kProblem, none) == 1);
-  CHECK(countdown_reward("The answer is 8*3*(2-1)", kProblem, none) == 0);                 // words on the line
+  CHECK(countdown_reward("The answer is 8*3*(2-1)", kProblem, none) == 0);  // words on the line
   // Exact rationals: 8 / (3 - 8/3) = 24 is right, although floats would give 23.999999999999993.
   CHECK(countdown_reward("<answer>8 / (3 - 8 / 3)</answer>", {{"target", 24}, {"numbers", {8, 3, 8, 3}}}, none) == 1);
 }

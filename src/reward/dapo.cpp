@@ -24,18 +24,19 @@ std::optional<std::string> dapo_last_boxed(std::string_view text) {
 }
 
 const std::pair<const char*, const char*> kSubstitutions[] = {
-    {"an ", ""},  {"a ", ""},       {".$", "$"},          {"\\$", ""},           {"\\ ", ""},
-    {" ", ""},    {"mbox", "text"}, {",\\text{and}", ","}, {"\\text{and}", ","}, {"\\text{m}", "\\text{}"},
+    {"an ", ""}, {"a ", ""},       {".$", "$"},           {"\\$", ""},          {"\\ ", ""},
+    {" ", ""},   {"mbox", "text"}, {",\\text{and}", ","}, {"\\text{and}", ","}, {"\\text{m}", "\\text{}"},
 };
 
+// clang-format off
 const char* const kRemovedExpressions[] = {
-    "square",  "ways",    "integers", "dollars", "mph",      "inches",   "hours",   "km",      "units",
-    "\\ldots", "sue",     "points",   "feet",    "minutes",  "digits",   "cents",   "degrees", "cm",
-    "gm",      "pounds",  "meters",   "meals",   "edges",    "students", "childrentickets",    "multiples",
-    "\\text{s}", "\\text{.}", "\\text{\ns}", "\\text{}^2", "\\text{}^3", "\\text{\n}", "\\text{}",
-    "\\mathrm{th}", "^\\circ", "^{\\circ}", "\\;", ",\\!", "{,}", "\"", "\\dots", "<|im_end|>",
-    "<|endoftext|>",
+    "square", "ways", "integers", "dollars", "mph", "inches", "hours", "km", "units", "\\ldots", "sue", "points",
+    "feet", "minutes", "digits", "cents", "degrees", "cm", "gm", "pounds", "meters", "meals", "edges", "students",
+    "childrentickets", "multiples", "\\text{s}", "\\text{.}", "\\text{\ns}", "\\text{}^2", "\\text{}^3",
+    "\\text{\n}", "\\text{}", "\\mathrm{th}", "^\\circ", "^{\\circ}", "\\;", ",\\!", "{,}", "\"", "\\dots",
+    "<|im_end|>", "<|endoftext|>",
 };
+// clang-format on
 
 bool all_ascii_digits(const std::string& s) {
   if (s.empty()) return false;
@@ -76,6 +77,9 @@ DapoVerdict dapo_is_correct_minerva(std::string_view solution, std::string_view 
   std::string haystack(solution);
   for (auto it = std::sregex_iterator(haystack.begin(), haystack.end(), kAnswer); it != std::sregex_iterator(); ++it)
     extracted = (*it)[1].str();
+  // dapo labels are integers; a long text cannot be one, and slime's regexes (like std::regex) recurse per character.
+  SLIME_CHECK(truth.size() <= 1000, "rm_type dapo: the label (", truth.size(),
+              " characters) is not a number (dapo compares integer answers)");
   std::string prediction = dapo_normalize_final_answer(extracted);
   std::string truth_normalized = dapo_normalize_final_answer(truth);
   auto truth_value = text::python_float(truth_normalized);
@@ -99,8 +103,8 @@ nlohmann::ordered_json dapo_compute_score(std::string_view response, std::string
   nlohmann::ordered_json reward;
   reward["score"] = verdict.correct ? 1.0 : -1.0;
   reward["acc"] = verdict.correct;
-  reward["pred"] = verdict.prediction ? nlohmann::ordered_json(text::sanitize_utf8(*verdict.prediction))
-                                     : nlohmann::ordered_json();
+  reward["pred"] =
+      verdict.prediction ? nlohmann::ordered_json(text::sanitize_utf8(*verdict.prediction)) : nlohmann::ordered_json();
   return reward;
 }
 

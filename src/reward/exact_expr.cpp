@@ -12,10 +12,10 @@ namespace slime::reward {
 
 namespace {
 
-constexpr int kPi = 26;               // pi is the 27th indeterminate
+constexpr int kPi = 26;  // pi is the 27th indeterminate
 constexpr int kVariables = 27;
-constexpr size_t kMaxTerms = 2048;     // larger expansions are "cannot tell"
-constexpr int kMaxDegree = 64;         // per variable
+constexpr size_t kMaxTerms = 2048;                   // larger expansions are "cannot tell"
+constexpr int kMaxDegree = 64;                       // per variable
 constexpr uint64_t kMaxRadicand = 1000000000000ULL;  // sqrt(n) is factored by trial division up to 1e6
 
 // Thrown inside the evaluator for anything it cannot do exactly; expressions_equal turns it into nullopt.
@@ -177,8 +177,7 @@ Value square_root(const Value& v) {
   if (q->num == 0) return from_rational(Rational{0, 1});
   // sqrt(p/d) = sqrt(p*d) / d; write p*d = k^2 * s with s square-free.
   int128 n128;
-  if (__builtin_mul_overflow(q->num, q->den, &n128) || n128 > static_cast<int128>(kMaxRadicand))
-    throw Unsupported{};
+  if (__builtin_mul_overflow(q->num, q->den, &n128) || n128 > static_cast<int128>(kMaxRadicand)) throw Unsupported{};
   uint64_t n = static_cast<uint64_t>(n128);
   uint64_t k = 1, s = 1;
   for (uint64_t f = 2; f * f <= n; ++f) {
@@ -315,7 +314,7 @@ class Parser {
       return square_root(postfix());
     }
     // Function names would otherwise read as products of letters ("ln(2)" = l*n*2): out of scope.
-    static const char* const kFunctions[] = {"ln",  "lg",  "log", "exp", "sin", "cos", "tan", "cot", "sec", "csc",
+    static const char* const kFunctions[] = {"ln",  "lg",  "log", "exp", "sin", "cos", "tan", "cot",   "sec", "csc",
                                              "arc", "abs", "max", "min", "gcd", "lcm", "mod", "floor", "ceil"};
     for (const char* name : kFunctions)
       if (at(name)) throw Unsupported{};
@@ -334,8 +333,7 @@ std::optional<bool> expressions_equal(std::string_view left, std::string_view ri
   try {
     Value a = Parser(left).parse_all();
     Value b = Parser(right).parse_all();
-    Polynomial difference =
-        add(multiply(a.numerator, b.denominator), negate(multiply(b.numerator, a.denominator)));
+    Polynomial difference = add(multiply(a.numerator, b.denominator), negate(multiply(b.numerator, a.denominator)));
     return difference.empty();
   } catch (const Unsupported&) {
     return std::nullopt;

@@ -354,9 +354,9 @@ class LatexToPlain {
       }
       return "sqrt(" + argument() + ")";
     }
-    static const std::set<std::string> kKeepArgument = {"text",   "textbf",  "textit", "textrm", "mathrm",
-                                                        "mathbf", "mathit",  "mbox",   "hbox",   "operatorname",
-                                                        "boxed",  "mathsf",  "mathtt", "emph"};
+    static const std::set<std::string> kKeepArgument = {"text",   "textbf", "textit", "textrm", "mathrm",
+                                                        "mathbf", "mathit", "mbox",   "hbox",   "operatorname",
+                                                        "boxed",  "mathsf", "mathtt", "emph"};
     if (kKeepArgument.count(name)) return argument();
     static const std::set<std::string> kDrop = {"left", "right", "displaystyle", "textstyle", "big", "Big",
                                                 "bigl", "bigr",  "Bigl",         "Bigr",      "!"};
@@ -524,8 +524,8 @@ bool grade_answer_equivalent(std::string_view given, std::string_view truth) {
   if (given_normalized.empty()) return false;
   auto truth_elements = split_tuple(truth_normalized);
   auto given_elements = split_tuple(given_normalized);
-  if (truth_elements.size() > 1 && (truth_normalized.front() != given_normalized.front() ||
-                                    truth_normalized.back() != given_normalized.back()))
+  if (truth_elements.size() > 1 &&
+      (truth_normalized.front() != given_normalized.front() || truth_normalized.back() != given_normalized.back()))
     return false;  // "(1,2)" is not "[1,2]"
   if (truth_elements.size() != given_elements.size()) return false;
   for (size_t i = 0; i < truth_elements.size(); ++i) {

@@ -36,6 +36,7 @@ bool grade_answer_mathd(std::string_view given, std::string_view truth);
 // ---- equivalence (slime's grade_answer_sympy with an exact evaluator instead of sympy) ----
 // slime's _normalize: \text{} unwrapped, units/percent/dollars dropped, LaTeX turned into plain expressions
 // (\frac{a}{b} -> a/b, \sqrt{n} -> sqrt(n), mixed numbers "7 3/4" -> 7+3/4), lower case, integers canonical.
+// Meant for answers: like slime's, its comma stripping is quadratic in the length of the text.
 std::string normalize_answer_expression(std::string_view answer);
 // Tuples/intervals compared element-wise; unreduced fractions must match literally and an integer truth needs an
 // integer answer (both as slime); other elements are compared exactly with exact_expr.h. Answers longer than

@@ -1,10 +1,11 @@
 // Tests of the math verifiers: slime's tests/test_rm_math.py, test_rm_deepscaler.py and test_rm_math_dapo.py
 // ported case by case (expected values unchanged), then our own edge cases for the exact equivalence.
+#include "reward/math_verify.h"
+
 #include <catch2/catch.hpp>
 
 #include "core/error.h"
 #include "reward/exact_expr.h"
-#include "reward/math_verify.h"
 
 using namespace slime::reward;
 using nlohmann::ordered_json;
@@ -32,9 +33,15 @@ TEST_CASE("slime test_rm_math: remove_boxed and extraction", "[reward][math][sli
 
 TEST_CASE("slime test_rm_math: _strip_string canonical substitutions", "[reward][math][slime]") {
   const std::pair<const char*, const char*> cases[] = {
-      {R"(\frac12)", R"(\frac{1}{2})"}, {R"(\tfrac{1}{2})", R"(\frac{1}{2})"}, {R"(\left(1\right))", "(1)"},
-      {R"(45^{\circ})", "45"},          {R"(45^\circ)", "45"},                 {".7", "0.7"},
-      {"0.5", R"(\frac{1}{2})"},        {".5", R"(\frac{1}{2})"},              {"3/4", R"(\frac{3}{4})"},
+      {R"(\frac12)", R"(\frac{1}{2})"},
+      {R"(\tfrac{1}{2})", R"(\frac{1}{2})"},
+      {R"(\left(1\right))", "(1)"},
+      {R"(45^{\circ})", "45"},
+      {R"(45^\circ)", "45"},
+      {".7", "0.7"},
+      {"0.5", R"(\frac{1}{2})"},
+      {".5", R"(\frac{1}{2})"},
+      {"3/4", R"(\frac{3}{4})"},
       {"1 + 1", "1+1"},
   };
   for (const auto& [raw, expected] : cases) {
@@ -86,8 +93,14 @@ TEST_CASE("slime test_rm_deepscaler", "[reward][deepscaler][slime]") {
 
 TEST_CASE("slime test_rm_math_dapo: normalize_final_answer", "[reward][dapo][slime]") {
   const std::pair<const char*, const char*> cases[] = {
-      {"x = 42", "42"},       {"an answer", "answer"}, {"42 square", "42"},     {"100 dollars", "100"},
-      {R"(\text{hello})", "hello"}, {R"(\boxed{42})", "42"}, {"1,234,567", "1234567"}, {"a b c", "bc"},
+      {"x = 42", "42"},
+      {"an answer", "answer"},
+      {"42 square", "42"},
+      {"100 dollars", "100"},
+      {R"(\text{hello})", "hello"},
+      {R"(\boxed{42})", "42"},
+      {"1,234,567", "1234567"},
+      {"a b c", "bc"},
   };
   for (const auto& [raw, expected] : cases) {
     INFO(raw);
@@ -119,7 +132,8 @@ TEST_CASE("slime test_rm_math_dapo: minerva", "[reward][dapo][slime]") {
 }
 
 TEST_CASE("slime test_rm_math_dapo: compute_score", "[reward][dapo][slime]") {
-  CHECK(dapo_compute_score(R"(\boxed{42})", "42", true) == ordered_json({{"score", 1.0}, {"acc", true}, {"pred", "42"}}));
+  CHECK(dapo_compute_score(R"(\boxed{42})", "42", true) ==
+        ordered_json({{"score", 1.0}, {"acc", true}, {"pred", "42"}}));
   auto wrong = dapo_compute_score(R"(\boxed{43})", "42", true);
   CHECK(wrong["score"] == -1.0);
   CHECK(wrong["acc"] == false);
@@ -134,13 +148,12 @@ TEST_CASE("slime test_rm_math_dapo: compute_score", "[reward][dapo][slime]") {
 
 TEST_CASE("boxed extraction: nesting, several boxes, no braces", "[reward][math]") {
   CHECK(extract_boxed_answer(R"(\boxed{\frac{\sqrt{3}}{2}})") == std::string(R"(\frac{\sqrt{3}}{2})"));
-  CHECK(extract_boxed_answer(R"(\boxed{1} then \boxed{2} and finally \boxed{\{3\}})") ==
-        std::string(R"(\{3\})"));
+  CHECK(extract_boxed_answer(R"(\boxed{1} then \boxed{2} and finally \boxed{\{3\}})") == std::string(R"(\{3\})"));
   CHECK(extract_boxed_answer(R"(so $\boxed 5$.)") == std::string("5"));
   CHECK(extract_boxed_answer("the answer is \\boxed 12\nok") == std::string("12"));
   CHECK(extract_boxed_answer(R"(\boxed {7})") == std::string("7"));
   CHECK(extract_boxed_answer(R"(\boxed{})") == std::string(""));
-  CHECK_FALSE(extract_boxed_answer(R"(\fbox{7})").has_value());  // slime only extracts \boxed
+  CHECK_FALSE(extract_boxed_answer(R"(\fbox{7})").has_value());                // slime only extracts \boxed
   CHECK_FALSE(extract_boxed_answer(R"(\boxed{1} and \boxed{2)").has_value());  // the last box never closes
 }
 
@@ -232,7 +245,7 @@ TEST_CASE("exact expression equality", "[reward][math]") {
 TEST_CASE("dapo: extraction details and label errors", "[reward][dapo]") {
   CHECK(dapo_compute_score("work...\nAnswer: $1,000$", "1000")["acc"] == true);
   CHECK(dapo_compute_score("Answer: 12 dollars", ordered_json(12).dump())["score"] == 1.0);
-  CHECK(dapo_compute_score("answer : 7", "7.0")["acc"] == true);  // label cast like int(float("7.0"))
+  CHECK(dapo_compute_score("answer : 7", "7.0")["acc"] == true);    // label cast like int(float("7.0"))
   CHECK(dapo_compute_score("Answer: 7.5", "7.5")["acc"] == false);  // int(float("7.5")) is 7, as slime
   auto invalid = dapo_compute_score("no marker", "3");
   CHECK(invalid["pred"] == "[INVALID]");

@@ -50,13 +50,13 @@ RewardValue PluginRewardModel::score(const RewardInput& input) {
   std::string metadata_json = input.metadata.is_null() ? "{}" : input.metadata.dump();
   double reward = 0;
   char error[1024] = {0};
-  int code = function_(input.prompt.c_str(), input.response.c_str(), label_json.c_str(), metadata_json.c_str(),
-                       &reward, error, sizeof(error));
+  int code = function_(input.prompt.c_str(), input.response.c_str(), label_json.c_str(), metadata_json.c_str(), &reward,
+                       error, sizeof(error));
   error[sizeof(error) - 1] = '\0';
   SLIME_CHECK(code == 0, "reward plug-in ", library_path_, ":", symbol_, " failed with code ", code, ": ",
               error[0] ? error : "(no message)");
-  SLIME_CHECK(std::isfinite(reward), "reward plug-in ", library_path_, ":", symbol_,
-              " returned a non-finite reward (", reward, ")");
+  SLIME_CHECK(std::isfinite(reward), "reward plug-in ", library_path_, ":", symbol_, " returned a non-finite reward (",
+              reward, ")");
   return RewardValue{reward, reward};
 }
 

@@ -58,9 +58,9 @@ TEST_CASE("plug-in errors name the file, the symbol and the cause", "[reward][pl
                     Catch::Contains("cannot load reward plug-in '" + not_a_library + "'"));
 
   PluginRewardModel contains(kPlugin + ":slime_test_reward_contains");
-  CHECK_THROWS_WITH(contains.score(sample("x", ordered_json())),
-                    Catch::Contains("slime_test_reward_contains failed with code 7") &&
-                        Catch::Contains("the label is null"));
+  CHECK_THROWS_WITH(
+      contains.score(sample("x", ordered_json())),
+      Catch::Contains("slime_test_reward_contains failed with code 7") && Catch::Contains("the label is null"));
   PluginRewardModel nan_reward(kPlugin + ":slime_test_reward_nan");
   CHECK_THROWS_WITH(nan_reward.score(sample("x", "y")), Catch::Contains("non-finite reward"));
   PluginRewardModel long_error(kPlugin + ":slime_test_reward_long_error");

@@ -175,8 +175,8 @@ std::string int128_to_string(int128 value) {
   if (value == 0) return "0";
   bool negative = value < 0;
   // kLimit keeps |value| representable, so negation is safe for every value these helpers produce.
-  unsigned __int128 magnitude = negative ? static_cast<unsigned __int128>(-(value + 1)) + 1
-                                         : static_cast<unsigned __int128>(value);
+  unsigned __int128 magnitude =
+      negative ? static_cast<unsigned __int128>(-(value + 1)) + 1 : static_cast<unsigned __int128>(value);
   std::string digits;
   while (magnitude > 0) {
     digits.push_back(static_cast<char>('0' + static_cast<int>(magnitude % 10)));

@@ -75,8 +75,8 @@ RemoteRewardClient::RemoteRewardClient(RemoteRewardConfig config) : config_(std:
   SLIME_CHECK(scheme == "http" || scheme == "https", "--rm-url '", url,
               "': expected http://host:port/path or https://host/path");
   size_t path_start = url.find('/', scheme_end + 3);
-  std::string host_port = url.substr(scheme_end + 3, path_start == std::string::npos ? std::string::npos
-                                                                                    : path_start - scheme_end - 3);
+  std::string host_port =
+      url.substr(scheme_end + 3, path_start == std::string::npos ? std::string::npos : path_start - scheme_end - 3);
   SLIME_CHECK(!host_port.empty(), "--rm-url '", url, "': no host");
   scheme_host_port_ = scheme + "://" + host_port;
   path_ = path_start == std::string::npos ? "/" : url.substr(path_start);

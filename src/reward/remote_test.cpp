@@ -1,5 +1,7 @@
 // Tests of remote_rm against real HTTP servers started here (cpp-httplib on 127.0.0.1, ephemeral ports):
 // JSON round trip, --reward-key, timeouts, retries with backoff, HTTP errors, malformed replies, concurrency.
+#include "reward/remote.h"
+
 #include <httplib.h>
 
 #include <atomic>
@@ -9,7 +11,6 @@
 #include <thread>
 
 #include "core/error.h"
-#include "reward/remote.h"
 #include "reward/reward.h"
 
 using namespace slime::reward;
@@ -96,9 +97,8 @@ TEST_CASE("remote_rm: JSON round trip and reward key", "[reward][remote]") {
 }
 
 TEST_CASE("remote_rm: a plain number reply", "[reward][remote]") {
-  TestServer server([](const httplib::Request&, httplib::Response& response) {
-    response.set_content("0.75", "application/json");
-  });
+  TestServer server(
+      [](const httplib::Request&, httplib::Response& response) { response.set_content("0.75", "application/json"); });
   RemoteRewardModel model(fast_config(server.url()), std::nullopt);
   RewardValue value = model.score(sample("x", "y"));
   CHECK(value.value == 0.75);
@@ -150,9 +150,9 @@ TEST_CASE("remote_rm: malformed and unexpected replies", "[reward][remote]") {
     response.set_content("{\"reward\": 1.0", "application/json");
   });
   RemoteRewardModel model(fast_config(malformed.url(), 2), std::nullopt);
-  CHECK_THROWS_WITH(model.score(sample("x", "y")),
-                    Catch::Contains("malformed JSON reply") && Catch::Contains("after 2 attempts") &&
-                        Catch::Contains("{\"reward\": 1.0"));
+  CHECK_THROWS_WITH(model.score(sample("x", "y")), Catch::Contains("malformed JSON reply") &&
+                                                       Catch::Contains("after 2 attempts") &&
+                                                       Catch::Contains("{\"reward\": 1.0"));
 
   TestServer text_reply([](const httplib::Request&, httplib::Response& response) {
     response.set_content("\"high\"", "application/json");
@@ -170,9 +170,8 @@ TEST_CASE("remote_rm: malformed and unexpected replies", "[reward][remote]") {
 }
 
 TEST_CASE("remote_rm: wrong path, no server, bad URL", "[reward][remote]") {
-  TestServer server([](const httplib::Request&, httplib::Response& response) {
-    response.set_content("1", "application/json");
-  });
+  TestServer server(
+      [](const httplib::Request&, httplib::Response& response) { response.set_content("1", "application/json"); });
   RemoteRewardModel wrong_path(fast_config(server.url("/nope"), 1), std::nullopt);
   CHECK_THROWS_WITH(wrong_path.score(sample("x", "y")), Catch::Contains("HTTP 404"));
 
@@ -182,8 +181,8 @@ TEST_CASE("remote_rm: wrong path, no server, bad URL", "[reward][remote]") {
     dead_url = gone.url();
   }
   RemoteRewardModel dead(fast_config(dead_url, 2), std::nullopt);
-  CHECK_THROWS_WITH(dead.score(sample("x", "y")), Catch::Contains("request failed") &&
-                                                      Catch::Contains("after 2 attempts"));
+  CHECK_THROWS_WITH(dead.score(sample("x", "y")),
+                    Catch::Contains("request failed") && Catch::Contains("after 2 attempts"));
 
   CHECK_THROWS_WITH(RemoteRewardClient(fast_config("ftp://127.0.0.1/x")), Catch::Contains("--rm-url 'ftp://"));
   CHECK_THROWS_WITH(RemoteRewardClient(fast_config("localhost:8000")), Catch::Contains("--rm-url"));

@@ -32,8 +32,8 @@ double select_reward_value(const nlohmann::ordered_json& reward, const std::opti
                            const std::string& source) {
   if (reward.is_number()) return reward.get<double>();
   if (reward.is_boolean()) return reward.get<bool>() ? 1.0 : 0.0;
-  SLIME_CHECK(reward.is_object(), source, ": a reward must be a number or a JSON object, got ", reward.type_name(),
-              " ", reward.dump());
+  SLIME_CHECK(reward.is_object(), source, ": a reward must be a number or a JSON object, got ", reward.type_name(), " ",
+              reward.dump());
   std::string keys;
   for (auto it = reward.begin(); it != reward.end(); ++it) keys += (keys.empty() ? "" : ", ") + it.key();
   SLIME_CHECK(reward_key.has_value(), source, ": the reward is an object with keys [", keys,
@@ -87,12 +87,13 @@ class BuiltinRewardModel : public RewardModel {
     if (options_.rm_type && text::strip(*options_.rm_type).empty()) options_.rm_type.reset();
     if (options_.rm_type) {
       auto resolved = resolve_type(*options_.rm_type);
-      SLIME_CHECK(resolved, "--rm-type '", *options_.rm_type, "' is not a known reward type; known: ",
-                  known_types_text(), " (or a plug-in through --custom-rm-path path/to/lib.so:symbol)");
+      SLIME_CHECK(resolved, "--rm-type '", *options_.rm_type,
+                  "' is not a known reward type; known: ", known_types_text(),
+                  " (or a plug-in through --custom-rm-path path/to/lib.so:symbol)");
       SLIME_CHECK(resolved->base != "remote_rm" || options_.rm_url,
                   "--rm-type remote_rm needs --rm-url (the URL that receives the POST of {prompt, response, label})");
-      SLIME_CHECK(resolved->base != "dapo" || options_.reward_key,
-                  "--rm-type ", *options_.rm_type, " returns an object {score, acc, pred}; set --reward-key to ",
+      SLIME_CHECK(resolved->base != "dapo" || options_.reward_key, "--rm-type ", *options_.rm_type,
+                  " returns an object {score, acc, pred}; set --reward-key to ",
                   "pick the reward (slime's dapo recipes use --reward-key score)");
     }
     if (options_.rm_url) {
@@ -108,8 +109,7 @@ class BuiltinRewardModel : public RewardModel {
 
   RewardValue score(const RewardInput& input) override {
     ResolvedType type = type_of(input);
-    nlohmann::ordered_json raw =
-        type.base == "remote_rm" ? remote_->request(input) : local_reward(type, input);
+    nlohmann::ordered_json raw = type.base == "remote_rm" ? remote_->request(input) : local_reward(type, input);
     return RewardValue{select_reward_value(raw, options_.reward_key, "rm_type " + describe(type)), raw};
   }
 
@@ -150,8 +150,8 @@ class BuiltinRewardModel : public RewardModel {
       std::string name = field.get<std::string>();
       if (!name.empty()) {  // an empty string falls back to --rm-type, as slime's `or`
         auto resolved = resolve_type(name);
-        SLIME_CHECK(resolved, "sample metadata field 'rm_type': '", name, "' is not a known reward type; known: ",
-                    known_types_text());
+        SLIME_CHECK(resolved, "sample metadata field 'rm_type': '", name,
+                    "' is not a known reward type; known: ", known_types_text());
         SLIME_CHECK(resolved->base != "remote_rm" || remote_,
                     "sample metadata field 'rm_type' is remote_rm but no --rm-url was given");
         return *resolved;

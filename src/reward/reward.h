@@ -19,10 +19,10 @@
 namespace slime::reward {
 
 struct RewardInput {
-  std::string prompt;                // the rendered prompt text
-  std::string response;              // the generated text
-  nlohmann::ordered_json label;      // ground truth (string, number or object)
-  nlohmann::ordered_json metadata;   // dataset metadata; a string "rm_type" overrides the default type
+  std::string prompt;               // the rendered prompt text
+  std::string response;             // the generated text
+  nlohmann::ordered_json label;     // ground truth (string, number or object)
+  nlohmann::ordered_json metadata;  // dataset metadata; a string "rm_type" overrides the default type
 };
 
 // A reward is a number, or a JSON object (slime's dict rewards, e.g. dapo's {"score", "acc", "pred"}) from

@@ -118,7 +118,7 @@ TEST_CASE("our verifiers agree with slime's Python on the golden grid", "[reward
   for (const auto& description : unexpected) UNSCOPED_INFO(description);
   CHECK(unexpected.empty());
   CHECK(expected_differences_seen.size() == std::size(kKnownDifferences));  // each documented difference occurs
-  CHECK(agreeing > 2500);  // the grid is all there
+  CHECK(agreeing > 2500);                                                   // the grid is all there
   WARN("agree with slime on " << agreeing << " of " << total << " golden cases; " << expected_differences_seen.size()
                               << " documented differences");
 }

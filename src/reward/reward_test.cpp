@@ -1,10 +1,11 @@
 // Tests of make_reward_model: slime's dispatch order (metadata rm_type over --rm-type), the boxed_ prefix, dict
 // rewards with --reward-key, the seeded `random` type and the errors for unknown or incomplete options.
+#include "reward/reward.h"
+
 #include <catch2/catch.hpp>
 #include <set>
 
 #include "core/error.h"
-#include "reward/reward.h"
 
 using namespace slime::reward;
 using nlohmann::ordered_json;
@@ -67,8 +68,9 @@ TEST_CASE("metadata rm_type overrides --rm-type", "[reward][factory]") {
 }
 
 TEST_CASE("boxed_ prefix scores the last box content", "[reward][factory]") {
-  CHECK(make_reward_model(with_type("boxed_exact_match"))->score(sample("so \\boxed{1} no \\boxed{Paris}", "paris")).value ==
-        1);
+  CHECK(make_reward_model(with_type("boxed_exact_match"))
+            ->score(sample("so \\boxed{1} no \\boxed{Paris}", "paris"))
+            .value == 1);
   CHECK(make_reward_model(with_type("exact_match"))->score(sample("so \\boxed{Paris}", "paris")).value == 0);
   CHECK(make_reward_model(with_type("boxed_f1"))->score(sample("no box: Paris", "Paris")).value == 0);  // -> ""
   auto countdown = make_reward_model(with_type("boxed_countdown"));
@@ -174,8 +176,9 @@ TEST_CASE("pathological responses neither crash nor hang", "[reward][factory]") 
   auto dapo_model = make_reward_model(dapo);
   auto countdown_model = make_reward_model(with_type("countdown"));
   for (const auto& response : responses) {
-    CHECK(dapo_model->score(sample(response, "42")).details.dump(-1, ' ', false,
-                                                                nlohmann::json::error_handler_t::strict)
+    CHECK(dapo_model->score(sample(response, "42"))
+              .details.dump(-1, ' ', false,
+                            nlohmann::json::error_handler_t::strict)
               .size() > 0);  // the details are valid UTF-8 even when the response is not
     CHECK(countdown_model->score(sample(response, countdown_problem)).value <= 1);
   }

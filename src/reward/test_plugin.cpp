@@ -15,8 +15,7 @@ void set_error(char* error, size_t error_size, const char* message) {
 
 // 1 when the response contains the label text (a JSON string), plus 0.5 when the metadata has "bonus".
 extern "C" int slime_test_reward_contains(const char* /*prompt*/, const char* response, const char* label_json,
-                                          const char* metadata_json, double* reward, char* error,
-                                          size_t error_size) {
+                                          const char* metadata_json, double* reward, char* error, size_t error_size) {
   std::string label = label_json;
   if (label == "null") {
     set_error(error, error_size, "the label is null; this plug-in needs a string label");

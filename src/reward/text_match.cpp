@@ -2,8 +2,8 @@
 #include "reward/text_match.h"
 
 #include <algorithm>
-#include <map>
 #include <cctype>
+#include <map>
 #include <set>
 
 #include "core/error.h"
@@ -177,7 +177,9 @@ bool word_at(std::string_view text, size_t pos, std::string_view word) {  // cas
     if (std::tolower(static_cast<unsigned char>(text[pos + k])) != word[k]) return false;
   return true;
 }
-std::string upper_letter(char c) { return std::string(1, static_cast<char>(std::toupper(static_cast<unsigned char>(c)))); }
+std::string upper_letter(char c) {
+  return std::string(1, static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+}
 
 // \s*(?:is|:)?\s*([A-Z]) with IGNORECASE, from `pos`.
 std::optional<std::string> match_optional_is_then_letter(std::string_view text, size_t pos) {
@@ -232,7 +234,8 @@ std::optional<std::string> first_match(std::string_view text,
 
 }  // namespace
 
-std::optional<std::string> gpqa_extract_letter(std::string_view response, const std::vector<std::string>& valid_letters) {
+std::optional<std::string> gpqa_extract_letter(std::string_view response,
+                                               const std::vector<std::string>& valid_letters) {
   if (response.empty()) return std::nullopt;
   std::string text = strip_chain_of_thought(response);
   std::set<std::string> valid;
@@ -266,8 +269,8 @@ double gpqa_reward(std::string_view response, const nlohmann::ordered_json& labe
     has_choices = !choices.empty();
   }
   std::vector<std::string> valid_letters;
-  const auto valid_letters_field = metadata.contains("valid_letters") ? metadata["valid_letters"]
-                                                                      : nlohmann::ordered_json();
+  const auto valid_letters_field =
+      metadata.contains("valid_letters") ? metadata["valid_letters"] : nlohmann::ordered_json();
   if (valid_letters_field.is_array() && !valid_letters_field.empty()) {
     for (const auto& letter : valid_letters_field) valid_letters.push_back(upper(json_as_text(letter)));
   } else if (valid_letters_field.is_string() && !valid_letters_field.get<std::string>().empty()) {

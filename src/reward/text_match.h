@@ -28,7 +28,8 @@ double exact_match_reward(std::string_view response, const nlohmann::ordered_jso
 
 // The option letter a response chooses ("The answer is B", "C is correct", "Final answer: D", else the last
 // standalone capital letter), looking only after the last "</think>". nullopt if none is valid.
-std::optional<std::string> gpqa_extract_letter(std::string_view response, const std::vector<std::string>& valid_letters);
+std::optional<std::string> gpqa_extract_letter(std::string_view response,
+                                               const std::vector<std::string>& valid_letters);
 // `gpqa` reward (1 or 0). The correct letter comes from metadata.correct_letter, a one-letter label, an integer
 // label (index) or a label text matched against metadata.choices (list or object); when no letter can be read, the
 // response containing the correct answer text counts.

@@ -1,9 +1,10 @@
 // Tests of the text verifiers: slime's tests/test_rm_f1.py and tests/test_rm_gpqa.py ported case by case
 // (expected values unchanged), then exact_match and our own f1 cases.
+#include "reward/text_match.h"
+
 #include <catch2/catch.hpp>
 
 #include "core/error.h"
-#include "reward/text_match.h"
 
 using namespace slime::reward;
 using nlohmann::ordered_json;
@@ -18,8 +19,12 @@ const std::vector<std::string> kDefaultLetters = {"A", "B", "C", "D", "E", "F", 
 
 TEST_CASE("slime test_rm_f1: normalize_answer", "[reward][f1][slime]") {
   const std::pair<const char*, const char*> cases[] = {
-      {"The Quick Brown Fox.", "quick brown fox"}, {"An apple, a day", "apple day"}, {"HELLO   WORLD", "hello world"},
-      {"a.b,c!", "abc"},                           {"", ""},                         {"the", ""},
+      {"The Quick Brown Fox.", "quick brown fox"},
+      {"An apple, a day", "apple day"},
+      {"HELLO   WORLD", "hello world"},
+      {"a.b,c!", "abc"},
+      {"", ""},
+      {"the", ""},
   };
   for (const auto& [raw, expected] : cases) {
     INFO(raw);
@@ -61,9 +66,10 @@ TEST_CASE("slime test_rm_f1: scores", "[reward][f1][slime]") {
 
 TEST_CASE("slime test_rm_gpqa: letter extraction", "[reward][gpqa][slime]") {
   const std::pair<const char*, const char*> cases[] = {
-      {"The answer is B.", "B"},  {"Answer: C", "C"},        {"My choice is D", "D"},
-      {"A is correct here", "A"}, {"E is the correct option", "E"}, {"Final answer: B", "B"},
-      {"the final option is C", "C"}, {"we ruled out A, then B, settled on C", "C"},
+      {"The answer is B.", "B"},        {"Answer: C", "C"},
+      {"My choice is D", "D"},          {"A is correct here", "A"},
+      {"E is the correct option", "E"}, {"Final answer: B", "B"},
+      {"the final option is C", "C"},   {"we ruled out A, then B, settled on C", "C"},
   };
   for (const auto& [response, expected] : cases) {
     INFO(response);
@@ -102,8 +108,7 @@ TEST_CASE("gpqa: our cases", "[reward][gpqa]") {
   CHECK(gpqa_extract_letter("The answer is (b)", kDefaultLetters) == std::string("I"));
   CHECK(gpqa_reward("The answer is (b)", "B", ordered_json::object()) == 0.0);
   CHECK(gpqa_reward("The answer is b", "B", ordered_json::object()) == 1.0);
-  CHECK_THROWS_WITH(gpqa_reward("Answer: A", "A", {{"choices", "ABCD"}}),
-                    Catch::Contains("metadata field 'choices'"));
+  CHECK_THROWS_WITH(gpqa_reward("Answer: A", "A", {{"choices", "ABCD"}}), Catch::Contains("metadata field 'choices'"));
 }
 
 // ---------------------------------------------------------------------------------------------------------

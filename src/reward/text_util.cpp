@@ -99,8 +99,11 @@ std::string sanitize_utf8(std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
     auto lead = static_cast<unsigned char>(text[i]);
-    size_t length = lead < 0x80 ? 1 : (lead >= 0xC2 && lead < 0xE0) ? 2 : (lead >= 0xE0 && lead < 0xF0) ? 3
-                                  : (lead >= 0xF0 && lead < 0xF5) ? 4 : 0;
+    size_t length = lead < 0x80                     ? 1
+                    : (lead >= 0xC2 && lead < 0xE0) ? 2
+                    : (lead >= 0xE0 && lead < 0xF0) ? 3
+                    : (lead >= 0xF0 && lead < 0xF5) ? 4
+                                                    : 0;
     bool valid = length > 0 && i + length <= text.size();
     for (size_t k = 1; valid && k < length; ++k) valid = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
     if (valid && length == 3) {  // no overlong forms, no surrogates
@@ -139,8 +142,7 @@ std::optional<double> python_float(std::string_view raw) {
     while (i < text.size()) {
       if (is_digit(text[i])) {
         clean.push_back(text[i++]);
-      } else if (text[i] == '_' && i > start && is_digit(text[i - 1]) && i + 1 < text.size() &&
-                 is_digit(text[i + 1])) {
+      } else if (text[i] == '_' && i > start && is_digit(text[i - 1]) && i + 1 < text.size() && is_digit(text[i + 1])) {
         ++i;
       } else {
         break;

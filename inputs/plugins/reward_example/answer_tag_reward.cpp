@@ -6,9 +6,8 @@
 #include <cctype>
 #include <cstdio>
 #include <exception>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "reward/plugin.h"
 
@@ -59,7 +58,8 @@ extern "C" __attribute__((visibility("default"))) int answer_tag_reward(const ch
     else if (label.is_number())
       expected = label.dump();
     else
-      return fail(error, error_size, "answer_tag_reward: the label must be a string or a number, got " + label.dump(), 2);
+      return fail(error, error_size, "answer_tag_reward: the label must be a string or a number, got " + label.dump(),
+                  2);
     double format_reward = 0.1;
     if (metadata.is_object() && metadata.contains("format_reward")) {
       if (!metadata["format_reward"].is_number())
