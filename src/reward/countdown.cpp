@@ -274,7 +274,9 @@ double arithmetic_reward(std::string_view response, const nlohmann::ordered_json
   if (label.is_number()) {
     expected = parse_decimal(label.dump());
   } else if (label.is_string()) {
-    expected = parse_number_text(label.get<std::string>());
+    std::string label_string = label.get<std::string>();
+    size_t hashes = label_string.rfind("####");  // a GSM8K solution: the answer follows the last "####"
+    expected = parse_number_text(hashes == std::string::npos ? label_string : label_string.substr(hashes + 4));
   }
   SLIME_CHECK(expected, "rm_type arithmetic: the label must be a number or a numeric string, got ", label.dump());
   std::string answer_part;

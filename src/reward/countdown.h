@@ -38,7 +38,8 @@ double countdown_reward(std::string_view response, const nlohmann::ordered_json&
 // The last number written in `text` ("42", "-3", "1,234", "2.5", "3/4"); nullopt if none.
 std::optional<Rational> final_number(std::string_view text);
 // `arithmetic` reward: 1 when the final number of the answer part of the response (the last \boxed{} content,
-// else the last <answer>...</answer>, else the whole response) equals the label's number exactly.
+// else the last <answer>...</answer>, else the whole response) equals the label's number exactly. The label is a
+// number, a numeric string ("-3/4", "1,234", "2.5") or a GSM8K solution ending in "#### <number>".
 double arithmetic_reward(std::string_view response, const nlohmann::ordered_json& label);
 
 }  // namespace slime::reward

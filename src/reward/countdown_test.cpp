@@ -103,6 +103,7 @@ TEST_CASE("final number and arithmetic reward", "[reward][arithmetic]") {
   CHECK(arithmetic_reward("<answer>17</answer> (I double checked with 18)", 17) == 1);
   CHECK(arithmetic_reward("Total: 1,000", "1,000") == 1);
   CHECK(arithmetic_reward("no number", 1) == 0);
+  CHECK(arithmetic_reward("She has 3 + 4 = 7 apples.\n#### 7", "3 + 4 = <<3+4=7>>7 apples.\n#### 7") == 1);
   CHECK_THROWS_WITH(arithmetic_reward("1", "one"), Catch::Contains("rm_type arithmetic"));
   CHECK_THROWS_WITH(arithmetic_reward("1", ordered_json::array({1})), Catch::Contains("rm_type arithmetic"));
 }

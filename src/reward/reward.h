@@ -4,6 +4,8 @@
 // Built-in types (slime's names): math, deepscaler, dapo, f1, gpqa, remote_rm, random; ours: exact_match,
 // countdown, arithmetic. A `boxed_` prefix (e.g. boxed_f1) first replaces the response by the content of its last
 // \boxed{} (empty when there is none), as slime; remote_rm always receives the full response, as slime.
+// `random` is a 0/1 draw that is a pure function of (random_seed, prompt, response, label), so it is reproducible
+// whatever the order or threading of the calls (slime draws random.randint(0, 1) on each call).
 //
 // Thread safety: score() and score_group() of the built-in and remote models may be called from several threads
 // at once; a plug-in model is as thread-safe as the plug-in's function.

@@ -3,6 +3,8 @@
 #include "reward/reward.h"
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
 #include <set>
 
 #include "core/error.h"
@@ -182,4 +184,22 @@ TEST_CASE("pathological responses neither crash nor hang", "[reward][factory]") 
               .size() > 0);  // the details are valid UTF-8 even when the response is not
     CHECK(countdown_model->score(sample(response, countdown_problem)).value <= 1);
   }
+}
+
+TEST_CASE("the project's arithmetic dataset scores through its metadata rm_type", "[reward][factory]") {
+  std::ifstream file(std::string(std::getenv("SLIME_SOURCE_DIR")) + "/inputs/datasets/arithmetic-64.jsonl");
+  REQUIRE(file.good());
+  auto model = make_reward_model(RewardOptions{});  // no --rm-type: every line names its own
+  std::string line;
+  int rows = 0;
+  while (std::getline(file, line)) {
+    auto row = ordered_json::parse(line);
+    std::string label = row["label"];
+    std::string wrong = std::to_string(std::stol(label) + 1);
+    CHECK(model->score(sample("Let me compute. \\boxed{" + label + "}", label, row["metadata"])).value == 1);
+    CHECK(model->score(sample("Let me compute. \\boxed{" + wrong + "}", label, row["metadata"])).value == 0);
+    CHECK(model->score(sample("Let me compute: " + label, label, row["metadata"])).value == 0);  // no box
+    ++rows;
+  }
+  CHECK(rows == 64);
 }
