@@ -177,7 +177,8 @@ class BuiltinRewardModel : public RewardModel {
     if (base == "arithmetic") return arithmetic_reward(response, label);
     if (base == "random") {
       // A pure function of (seed, sample): reproducible whatever the order or threading of the calls.
-      uint64_t stream = fnv1a(label.dump(), fnv1a(response, fnv1a(input.prompt)));
+      uint64_t stream = fnv1a(label.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                              fnv1a(response, fnv1a(input.prompt)));
       return static_cast<int>(philox_u32(options_.random_seed, stream, 0) & 1u);
     }
     SLIME_ASSERT(false, "reward type without a handler: ", base);
