@@ -50,6 +50,33 @@ int64_t BlockManager::cached_prefix_tokens(const Sequence& seq) const {
   return hits * block_size_;
 }
 
+bool BlockManager::is_pending(uint64_t hash, const int64_t* tokens) const {
+  auto it = pending_.find(hash);
+  if (it == pending_.end()) return false;
+  const Block& b = blocks_[it->second];
+  return b.pending_hash == hash && std::memcmp(b.tokens.data(), tokens, block_size_ * sizeof(int64_t)) == 0;
+}
+
+void BlockManager::clear_pending(int32_t id) {
+  Block& b = blocks_[id];
+  if (b.pending_hash == 0) return;
+  auto it = pending_.find(b.pending_hash);
+  if (it != pending_.end() && it->second == id) pending_.erase(it);
+  b.pending_hash = 0;
+  if (b.hash == 0) b.tokens.clear();
+}
+
+bool BlockManager::prefix_in_flight(const Sequence& seq) const {
+  uint64_t h = 0;
+  for (int64_t b = 0; b < reusable_blocks(seq); ++b) {
+    const int64_t* tokens = seq.tokens.data() + b * block_size_;
+    h = chain_hash(h, tokens, block_size_);
+    if (find_cached(h, tokens) >= 0) continue;
+    return is_pending(h, tokens);
+  }
+  return false;
+}
+
 bool BlockManager::can_allocate(const Sequence& seq) const {
   int64_t needed = seq.num_blocks(block_size_);
   uint64_t h = 0;
@@ -117,7 +144,15 @@ void BlockManager::allocate(Sequence& seq) {
         hits = false;
       }
     }
-    if (id < 0) id = take_free_block();
+    if (id < 0) {
+      id = take_free_block();
+      // A full prefix block to be computed by this sequence: announce it, so that identical prompts wait for it.
+      if (prefix_caching_ && b < reusable && pending_.find(h) == pending_.end()) {
+        blocks_[id].pending_hash = h;
+        blocks_[id].tokens.assign(tokens, tokens + block_size_);
+        pending_[h] = id;
+      }
+    }
     seq.block_table.push_back(id);
   }
   seq.num_cached_prefix = seq.num_computed;
@@ -133,6 +168,7 @@ void BlockManager::commit_computed(Sequence& seq) {
     const int64_t* tokens = seq.tokens.data() + b * block_size_;
     seq.prefix_hash = chain_hash(seq.prefix_hash, tokens, block_size_);
     const int32_t id = seq.block_table[b];
+    clear_pending(id);
     if (blocks_[id].hash == 0 && find_cached(seq.prefix_hash, tokens) < 0) register_hash(id, seq.prefix_hash, tokens);
     ++seq.hashed_blocks;
   }
@@ -143,6 +179,7 @@ void BlockManager::deallocate(Sequence& seq) {
     Block& b = blocks_[*it];
     SLIME_ASSERT(b.ref_count > 0, "deallocate: block ", *it, " is not in use");
     if (--b.ref_count == 0) {
+      clear_pending(*it);  // never computed (preempted or aborted mid-prefill)
       free_.push_back(*it);
       is_free_[*it] = 1;
     }

@@ -38,6 +38,11 @@ class BlockManager {
 
   // Tokens of seq's prefix that allocate() would find in the cache now (the lpm scheduling policy).
   int64_t cached_prefix_tokens(const Sequence& seq) const;
+  // Whether the first full block of seq's prefix that is not cached is being computed right now by an admitted
+  // sequence (the same prompt, admitted earlier). The scheduler then holds seq back for a step so that it shares
+  // those blocks instead of computing them again: the n samples of a prompt, arriving together, prefill it once
+  // (SGLang's in-batch prefix caching).
+  bool prefix_in_flight(const Sequence& seq) const;
 
   int64_t num_free_blocks() const { return static_cast<int64_t>(free_.size()); }
   int64_t num_blocks() const { return static_cast<int64_t>(blocks_.size()); }
@@ -47,12 +52,15 @@ class BlockManager {
   struct Block {
     int32_t ref_count = 0;
     uint64_t hash = 0;       // 0 = no full-block hash registered
-    std::vector<int64_t> tokens;  // the tokens that produced `hash` (checked on a hit, so collisions cannot alias)
+    uint64_t pending_hash = 0;    // the hash the block will get once computed (0 = none)
+    std::vector<int64_t> tokens;  // the tokens of `hash` / `pending_hash` (checked on a hit: no aliasing)
   };
   static uint64_t chain_hash(uint64_t previous, const int64_t* tokens, int64_t count);
   // Full blocks eligible for prefix reuse: those ending before the sequence's last token.
   int64_t reusable_blocks(const Sequence& seq) const;
   int32_t find_cached(uint64_t hash, const int64_t* tokens) const;
+  bool is_pending(uint64_t hash, const int64_t* tokens) const;
+  void clear_pending(int32_t id);
   int32_t take_free_block();
   void take_specific_block(int32_t id);
   void register_hash(int32_t id, uint64_t hash, const int64_t* tokens);
@@ -63,6 +71,7 @@ class BlockManager {
   std::deque<int32_t> free_;
   std::vector<char> is_free_;
   std::unordered_map<uint64_t, int32_t> hash_to_block_;
+  std::unordered_map<uint64_t, int32_t> pending_;  // full prefix blocks allocated, not yet computed
 };
 
 }  // namespace slime::rollout

@@ -404,3 +404,31 @@ TEST_CASE("engine configuration from slime's --sglang-* and --rollout-* options"
   CHECK(engine_config_from_args(parse_args({}).args, c, 1, {}).num_blocks > 0);
   CHECK_THROWS_WITH(parse_args({"--sglang-schedule-policy", "dfs-weight"}), Catch::Contains("--sglang-schedule-policy"));
 }
+
+TEST_CASE("the n samples of a prompt, submitted together, prefill it once and sample like alone") {
+  model::ModelConfig c = tiny_config();
+  model::Decoder model(c);
+  model::init_random(c, model.params(), 11, 0.6f);
+  Rng rng(12);
+  const std::vector<int64_t> prompt = random_prompt(rng, 21, c.vocab_size);  // 5 full blocks before the last token
+  EngineConfig config;
+  config.num_blocks = 64;
+  config.block_size = 4;
+  config.max_batched_tokens = 12;  // the prompt takes two chunks: the copies wait for both
+  Engine engine(model, config);
+  std::vector<GenerateRequest> requests(4);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    requests[i].prompt = prompt;
+    requests[i].params.temperature = 1.0f;
+    requests[i].params.max_new_tokens = 5;
+    requests[i].params.seed = i;
+  }
+  const std::vector<GenerateOutput> together = engine.generate(requests);
+  CHECK(engine.stats().prefill_tokens == 21 + 3 * 1);  // one prefill, then each copy computes its last token
+  for (size_t i = 1; i < together.size(); ++i) CHECK(together[i].cached_tokens == 20);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Engine alone(model, config);
+    const GenerateOutput solo = alone.generate({requests[i]})[0];
+    CHECK(together[i].tokens == solo.tokens);
+  }
+}

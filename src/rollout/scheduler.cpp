@@ -35,10 +35,15 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
     std::stable_sort(keyed.begin(), keyed.end(), [](auto& a, auto& b) { return a.first < b.first; });
     for (size_t i = 0; i < keyed.size(); ++i) waiting_[i] = keyed[i].second;
   }
-  while (!waiting_.empty() && budget > 0 && static_cast<int64_t>(running_.size()) < config_.max_running) {
-    Sequence* seq = waiting_.front();
+  for (auto it = waiting_.begin();
+       it != waiting_.end() && budget > 0 && static_cast<int64_t>(running_.size()) < config_.max_running;) {
+    Sequence* seq = *it;
+    if (blocks_.prefix_in_flight(*seq)) {  // its prefix is being computed: share it next step
+      ++it;
+      continue;
+    }
     if (!blocks_.can_allocate(*seq)) break;
-    waiting_.pop_front();
+    it = waiting_.erase(it);
     blocks_.allocate(*seq);
     seq->status = SequenceStatus::Running;
     running_.push_back(seq);
