@@ -320,8 +320,8 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
   bool first = true;
   for (size_t i = 0; i < ids.size(); ++i) {
     const int32_t id = ids[i];
-    SLIME_CHECK(id >= 0 && id < impl.vocab_size && impl.id_has_token[id], "decode (", impl.source, "): ids[", i,
-                "] = ", id, " is not a token id (vocab_size ", impl.vocab_size, ")");
+    SLIME_CHECK(id >= 0, "decode (", impl.source, "): ids[", i, "] = ", id, " is not a token id");
+    if (id >= impl.vocab_size || !impl.id_has_token[id]) continue;  // HF skips ids without a token
     if (skip_special_tokens && impl.id_is_special[id]) continue;
     if (impl.decoder == DecoderKind::None && !first) joined += ' ';  // no decoder: HF joins tokens with spaces
     joined += impl.decoded_bytes[id];

@@ -25,8 +25,8 @@ class Tokenizer {
   // `text` must be valid UTF-8. add_special_tokens applies the post-processor's template (e.g. a BOS token);
   // added tokens written in the text (<|im_start|>, ...) are always recognised, as in HF.
   std::vector<int32_t> encode(const std::string& text, bool add_special_tokens = true) const;
-  // Invalid UTF-8 produced by the tokens is replaced by U+FFFD (HF's errors="replace"). An id with no token is an
-  // error.
+  // Invalid UTF-8 produced by the tokens is replaced by U+FFFD (HF's errors="replace"). An id with no token (the
+  // padded rows of a model's vocabulary) contributes nothing, as in HF; a negative id is an error.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false) const;
 
   std::optional<int32_t> token_to_id(const std::string& token) const;  // added token or vocab entry
