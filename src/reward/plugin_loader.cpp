@@ -1,48 +1,20 @@
 // Reward plug-ins through dlopen/dlsym (see plugin.h for the ABI, plugin_loader.h for the errors).
 #include "reward/plugin_loader.h"
 
-#include <dlfcn.h>
-
 #include <cmath>
 
 #include "core/error.h"
-#include "core/io.h"
 
 namespace slime::reward {
 
 PluginRewardModel::PluginRewardModel(const std::string& spec) {
-  size_t colon = spec.rfind(':');
-  SLIME_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < spec.size(), "--custom-rm-path '", spec,
-              "': expected path/to/lib.so:symbol (a shared library built against src/reward/plugin.h and the name of "
-              "its reward function)");
-  library_path_ = spec.substr(0, colon);
-  symbol_ = spec.substr(colon + 1);
-  SLIME_CHECK(path_exists(library_path_), "--custom-rm-path: reward plug-in file '", library_path_,
-              "' does not exist (looking for symbol '", symbol_, "')");
-  // A path without a slash would make dlopen search the library path instead of opening this file.
-  std::string open_path = library_path_.find('/') == std::string::npos ? "./" + library_path_ : library_path_;
-  dlerror();
-  handle_ = dlopen(open_path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle_ == nullptr) {
-    const char* reason = dlerror();
-    SLIME_FAIL("--custom-rm-path: cannot load reward plug-in '", library_path_, "': ", reason ? reason : "unknown");
-  }
-  dlerror();
-  void* address = dlsym(handle_, symbol_.c_str());
-  const char* reason = dlerror();
-  if (address == nullptr || reason != nullptr) {
-    std::string detail = reason ? reason : "the symbol is null";
-    dlclose(handle_);
-    handle_ = nullptr;
-    SLIME_FAIL("--custom-rm-path: symbol '", symbol_, "' not found in reward plug-in '", library_path_, "' (", detail,
-               "); it must be exported with extern \"C\" and the signature of slime_reward_v1_fn in "
-               "src/reward/plugin.h");
-  }
-  function_ = reinterpret_cast<slime_reward_v1_fn>(address);
-}
-
-PluginRewardModel::~PluginRewardModel() {
-  if (handle_ != nullptr) dlclose(handle_);
+  constexpr const char* kOption = "--custom-rm-path";
+  const LibrarySpec parsed = parse_library_spec(spec, kOption);
+  library_path_ = parsed.path;
+  symbol_ = parsed.symbol;
+  library_ = SharedLibrary::open(library_path_, kOption);
+  // The signature cannot be checked: slime_reward_v1_fn in src/reward/plugin.h is the contract.
+  function_ = reinterpret_cast<slime_reward_v1_fn>(library_.require(symbol_, kOption));
 }
 
 RewardValue PluginRewardModel::score(const RewardInput& input) {

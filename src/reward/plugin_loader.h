@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "core/shared_library.h"
 #include "reward/plugin.h"
 #include "reward/reward.h"
 
@@ -13,9 +14,6 @@ class PluginRewardModel : public RewardModel {
   // `spec` is "path/to/lib.so:symbol" (the last ':' separates them). Errors: malformed spec, missing file,
   // dlopen failure (with dlerror), missing symbol — each naming the file and the symbol.
   explicit PluginRewardModel(const std::string& spec);
-  ~PluginRewardModel() override;
-  PluginRewardModel(const PluginRewardModel&) = delete;
-  PluginRewardModel& operator=(const PluginRewardModel&) = delete;
 
   // Calls the plug-in; a non-zero return or a non-finite reward is an error naming the plug-in, the code and the
   // plug-in's message.
@@ -27,7 +25,7 @@ class PluginRewardModel : public RewardModel {
  private:
   std::string library_path_;
   std::string symbol_;
-  void* handle_ = nullptr;
+  SharedLibrary library_;  // dlclose'd with the last copy
   slime_reward_v1_fn function_ = nullptr;
 };
 

@@ -1,7 +1,7 @@
 # The rollout function (generate_rollout.h): over-sampling, rewards, the dynamic sampling filter, partial rollout,
 find_package(Threads REQUIRED)
 # custom generate plug-ins. Joins the engine, the data module and the rewards.
-add_library(slime_rollout_driver STATIC generate_rollout.cpp dynamic_filter.cpp)
+add_library(slime_rollout_driver STATIC generate_rollout.cpp dynamic_filter.cpp rollout_options.cpp)
 target_include_directories(slime_rollout_driver PUBLIC ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(slime_rollout_driver PUBLIC slime_rollout slime_generate_plugin slime_data slime_reward
                       slime_args Threads::Threads)

@@ -1,9 +1,11 @@
 #include "rollout/engine_options.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/io.h"
 #include "core/log.h"
 
 namespace slime::rollout {
@@ -15,6 +17,24 @@ int64_t available_host_memory() {
   while (in >> key >> value >> unit)
     if (key == "MemAvailable:") return value * 1024;
   return 0;
+}
+
+std::vector<int64_t> eos_token_ids_of_model(const model::ModelConfig& model, const std::optional<std::string>& hf_dir) {
+  std::vector<int64_t> ids = model.eos_token_ids;
+  const std::string path = hf_dir ? path_join(*hf_dir, "generation_config.json") : std::string();
+  if (hf_dir && path_exists(path)) {
+    const json g = read_json_file(path);
+    if (g.contains("eos_token_id")) {
+      const json& eos = g["eos_token_id"];
+      for (const json& e : eos.is_array() ? eos : json::array({eos})) {
+        SLIME_CHECK(e.is_number_integer(), path, ": 'eos_token_id' must be an integer or a list of integers");
+        ids.push_back(e.get<int64_t>());
+      }
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
 }
 
 EngineConfig engine_config_from_args(const Args& args, const model::ModelConfig& model, int tensor_parallel_size,

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "core/args.h"
@@ -25,6 +27,10 @@ EngineConfig engine_config_from_args(const Args& args, const model::ModelConfig&
 // Sampling parameters for training rollouts, or for evaluation (--eval-* falling back to --rollout-*). The seed is
 // set per request by the caller.
 SamplingParams sampling_params_from_args(const Args& args, bool evaluation = false);
+
+// The ids that end a response (SGLang's): the model config's eos_token_id plus generation_config.json's, when the HF
+// directory `hf_dir` has one.
+std::vector<int64_t> eos_token_ids_of_model(const model::ModelConfig& model, const std::optional<std::string>& hf_dir);
 
 // MemAvailable from /proc/meminfo in bytes (0 when unreadable).
 int64_t available_host_memory();

@@ -6,8 +6,6 @@
 // state, so an output from another call is refused.
 #include "rollout/generate_plugin_host.h"
 
-#include <dlfcn.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/shared_library.h"
 
 // The response under construction (opaque to plug-ins).
 struct slime_generate_output {
@@ -340,35 +339,20 @@ void host_log(const slime_host_api* host, int32_t level, const char* message) {
 
 GeneratePlugin GeneratePlugin::load(const std::string& spec) {
   const std::string option = cat("--custom-generate-function-path '", spec, "'");
-  const size_t colon = spec.rfind(':');
-  SLIME_CHECK(colon != std::string::npos, option, ": expected 'path/to/lib.so:symbol', found no ':'");
-  const std::string path = spec.substr(0, colon), symbol = spec.substr(colon + 1);
-  SLIME_CHECK(!path.empty() && !symbol.empty(), option, ": expected 'path/to/lib.so:symbol', the ",
-              path.empty() ? "library path" : "symbol", " is empty");
-  SLIME_CHECK(path_exists(path), option, ": plug-in library '", path, "' not found");
-  // A name without '/' would make dlopen search the library path instead of opening this file.
-  const std::string open_path = path.find('/') == std::string::npos ? "./" + path : path;
-  dlerror();
-  void* handle = dlopen(open_path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* why = dlerror();
-    SLIME_FAIL(option, ": cannot load '", path, "': ", why != nullptr ? why : "dlopen failed");
-  }
+  const LibrarySpec parsed = parse_library_spec(spec, "--custom-generate-function-path");
   GeneratePlugin plugin;
   plugin.spec_ = spec;
-  plugin.library_ = std::shared_ptr<void>(handle, [](void* h) { dlclose(h); });
-
+  plugin.library_ = SharedLibrary::open(parsed.path, option);
   auto* version_fn =
-      reinterpret_cast<slime_generate_abi_version_fn>(dlsym(handle, SLIME_GENERATE_ABI_VERSION_SYMBOL));
-  SLIME_CHECK(version_fn != nullptr, option, ": '", path, "' does not export ", SLIME_GENERATE_ABI_VERSION_SYMBOL,
-              "() (declare it with SLIME_PLUGIN_EXPORT from src/rollout/generate_plugin.h)");
+      reinterpret_cast<slime_generate_abi_version_fn>(plugin.library_.find(SLIME_GENERATE_ABI_VERSION_SYMBOL));
+  SLIME_CHECK(version_fn != nullptr, option, ": '", parsed.path, "' does not export ",
+              SLIME_GENERATE_ABI_VERSION_SYMBOL, "() (declare it with SLIME_PLUGIN_EXPORT from "
+              "src/rollout/generate_plugin.h)");
   const uint32_t version = version_fn();
-  SLIME_CHECK(version == SLIME_GENERATE_ABI_VERSION, option, ": '", path, "' was built for generate-plug-in ABI "
-              "version ", version, ", this slime-hpc speaks version ", SLIME_GENERATE_ABI_VERSION,
+  SLIME_CHECK(version == SLIME_GENERATE_ABI_VERSION, option, ": '", parsed.path, "' was built for generate-plug-in "
+              "ABI version ", version, ", this slime-hpc speaks version ", SLIME_GENERATE_ABI_VERSION,
               ": rebuild it against src/rollout/generate_plugin.h");
-  plugin.entry_ = reinterpret_cast<slime_generate_fn_v1>(dlsym(handle, symbol.c_str()));
-  SLIME_CHECK(plugin.entry_ != nullptr, option, ": symbol '", symbol, "' not found in '", path,
-              "' (exported with SLIME_PLUGIN_EXPORT, i.e. extern \"C\" and default visibility?)");
+  plugin.entry_ = reinterpret_cast<slime_generate_fn_v1>(plugin.library_.require(parsed.symbol, option));
   return plugin;
 }
 

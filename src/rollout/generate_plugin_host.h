@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/io.h"
+#include "core/shared_library.h"
 #include "rollout/engine.h"
 #include "rollout/generate_plugin.h"
 #include "rollout/sampling_params.h"
@@ -66,7 +67,7 @@ class GeneratePlugin {
 
  private:
   std::string spec_;
-  std::shared_ptr<void> library_;  // dlclose when the last copy goes
+  SharedLibrary library_;  // dlclose'd when the last copy goes
   slime_generate_fn_v1 entry_ = nullptr;
 };
 

@@ -10,30 +10,11 @@
 #include <mutex>
 #include <thread>
 
-#include "core/args.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
-#include "rollout/engine_options.h"
 
 namespace slime::rollout {
-
-RolloutConfig rollout_config_from_args(const Args& args) {
-  RolloutConfig c;
-  SLIME_CHECK(args.rollout_batch_size.has_value(), "--rollout-batch-size is required");
-  c.rollout_batch_size = *args.rollout_batch_size;
-  c.n_samples_per_prompt = args.n_samples_per_prompt;
-  c.over_sampling_batch_size = args.over_sampling_batch_size.value_or(c.rollout_batch_size);
-  c.sampling = sampling_params_from_args(args, /*evaluation=*/false);
-  c.eval_sampling = sampling_params_from_args(args, /*evaluation=*/true);
-  c.rollout_seed = static_cast<uint64_t>(args.rollout_seed);
-  c.partial_rollout = args.partial_rollout;
-  c.mask_offpolicy_in_partial_rollout = args.mask_offpolicy_in_partial_rollout;
-  c.group_rm = args.group_rm;
-  c.worker_threads = std::clamp<int64_t>(args.sglang_server_concurrency, 1, 64);
-  c.skip_special_tokens = args.rollout_skip_special_tokens;
-  return c;
-}
 
 namespace {
 
@@ -228,8 +209,8 @@ struct RolloutGenerator::State {
       s.status = data::SampleStatus::Aborted;
       return sample_done(g);
     }
-    SLIME_CHECK(s.prompt_length() > 0, "rollout: sample ", s.index, " has no prompt tokens (was the dataset "
-                                       "loaded with a tokenizer?)");
+    SLIME_CHECK(s.prompt_length() > 0, "rollout: sample ", s.index, " (group ", s.group_index,
+                ") has an empty prompt: no tokens to continue");
     if (gen.plugin_)
       start_plugin_sample(g, i);
     else
@@ -255,7 +236,7 @@ struct RolloutGenerator::State {
     try {
       default_requests[gen.router_.submit(std::move(request))] = {g, i};
     } catch (const std::exception& e) {
-      fail(cat("rollout: sample ", s.index, " (prompt line/group ", s.group_index, "): ", e.what()));
+      fail(cat("rollout: sample ", s.index, " (group ", s.group_index, "): ", e.what()));
       s.status = data::SampleStatus::Aborted;
       sample_done(g);
     }

@@ -38,10 +38,6 @@
 #include "rollout/sampling_params.h"
 #include "tokenizer/tokenizer.h"
 
-namespace slime {
-struct Args;
-}
-
 namespace slime::rollout {
 
 struct RolloutConfig {
@@ -58,9 +54,6 @@ struct RolloutConfig {
   int64_t worker_threads = 8;            // plug-in samples and reward calls running at once
   bool skip_special_tokens = false;      // --rollout-skip-special-tokens: response text without special tokens
 };
-
-// From slime-train's options (sampling from engine_options.h).
-RolloutConfig rollout_config_from_args(const Args& args);
 
 struct RolloutOutput {
   std::vector<data::SampleGroup> groups;      // rollout_batch_size kept groups, sorted by sample index

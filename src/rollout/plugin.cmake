@@ -4,7 +4,7 @@
 # The loader and the host side of the C ABI (generate_plugin.h).
 add_library(slime_generate_plugin STATIC generate_plugin_host.cpp)
 target_include_directories(slime_generate_plugin PUBLIC ${CMAKE_SOURCE_DIR}/src)
-target_link_libraries(slime_generate_plugin PUBLIC slime_rollout ${CMAKE_DL_LIBS})
+target_link_libraries(slime_generate_plugin PUBLIC slime_rollout)
 
 # The example plug-in: <build>/plugins/libslime_calculator_plugin.so. It links nothing of slime-hpc: only the ABI
 # header and nlohmann/json (header-only).

@@ -220,9 +220,13 @@ Trainer::Trainer(const Args& args, const comm::ParallelGroups& groups) : args_(a
   if (args_.start_rollout_id) start_rollout_id_ = *args_.start_rollout_id;
 }
 
-// Weights only, from a HF model directory or a checkpoint root (its tracker's iteration, or `step`).
 void Trainer::load_weights(const std::string& source, std::optional<int64_t> step, model::Decoder& model,
                            const std::vector<std::string>& skip) {
+  load_model_weights(source, step, model, groups_, skip);
+}
+
+void load_model_weights(const std::string& source, std::optional<int64_t> step, model::Decoder& model,
+                        const comm::ParallelGroups& groups, const std::vector<std::string>& skip) {
   if (is_hf_dir(source)) {
     model::load_hf_weights(source, model.config(), model.params());
     return;
@@ -234,7 +238,7 @@ void Trainer::load_weights(const std::string& source, std::optional<int64_t> ste
   options.load_optimizer = false;
   options.expect_config = &model.config();
   options.skip_params = skip;
-  ckpt::load_checkpoint(source, *it, model.params(), {}, groups_, options);
+  ckpt::load_checkpoint(source, *it, model.params(), {}, groups, options);
 }
 
 // Resumes a model with its optimizer and LR schedule from a checkpoint root, as --load, --ckpt-step,

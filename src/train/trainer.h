@@ -138,4 +138,9 @@ bool periodic_action_due(std::optional<int64_t> interval, int64_t rollout_id, in
 // checkpoint; the vocabulary padded as Megatron does (or --padded-vocab-size / the checkpoint's padding).
 model::ModelConfig resolve_model_config(const Args& args, int tensor_parallel_size);
 
+// Weights only (no optimizer), from a HF model directory or a checkpoint root (its tracker's iteration, or `step`);
+// collective over groups.pool for a checkpoint. Parameters named in `skip` are left as they are.
+void load_model_weights(const std::string& source, std::optional<int64_t> step, model::Decoder& model,
+                        const comm::ParallelGroups& groups, const std::vector<std::string>& skip = {});
+
 }  // namespace slime::train
