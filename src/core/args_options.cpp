@@ -497,11 +497,11 @@ std::vector<OptionSpec> build_table() {
   OPT("--sglang-mem-fraction-static", sglang_mem_fraction_static,
       "Fraction of the device's memory (host memory on the CPU backend) the engine takes for weights and KV cache.");
   OPT("--sglang-max-running-requests", sglang_max_running_requests,
-      "Maximum concurrently decoding requests per engine; None = as many as the KV cache holds.");
+      "Maximum concurrently running requests per engine (the KV cache may admit fewer); None = 256.");
   OPT("--sglang-max-total-tokens", sglang_max_total_tokens,
       "KV-cache capacity in tokens; None = from --sglang-mem-fraction-static.");
   OPT("--sglang-chunked-prefill-size", sglang_chunked_prefill_size,
-      "Split prefills longer than this into chunks; None = engine default, -1 = off.");
+      "Tokens computed per prefill step (longer prompts are chunked); None = 512, -1 = whole prompts.");
   OPT("--sglang-page-size", sglang_page_size,
       "Tokens per KV-cache page (block); prefix sharing works on whole pages. slime-hpc's engine defaults to 16.");
   OPT("--sglang-context-length", sglang_context_length,
@@ -515,7 +515,8 @@ std::vector<OptionSpec> build_table() {
   OPT("--sglang-enable-deterministic-inference", sglang_enable_deterministic_inference,
       "Batch-invariant kernels and per-request seeds: identical outputs for identical requests.");
   OPT("--sglang-server-concurrency", sglang_server_concurrency,
-      "Requests in flight per engine from the rollout side.");
+      "Requests in flight per engine from the rollout side; on the CPU backend, the worker threads running "
+      "generate plug-ins and rewards (at most 64).");
   OPT("--sglang-disable-radix-cache", sglang_disable_radix_cache, "Do not reuse cached prompt prefixes.");
 
   b.group = "router";
