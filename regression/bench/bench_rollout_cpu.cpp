@@ -8,10 +8,13 @@
 #include <Kokkos_Core.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/rng.h"
+#include "kernels/cpu/gemm.h"
 #include "core/timer.h"
 #include "model/config.h"
 #include "model/decoder.h"
@@ -30,6 +33,7 @@ int main(int argc, char** argv) {
   model::Decoder decoder(c);
   model::init_random(c, decoder.params(), 1, 0.02f);
   const int64_t weight_bytes = c.num_parameters() * 4;
+  const bool profile = std::getenv("SLIME_GEMM_PROFILE") != nullptr;  // per-shape GEMM times of each decode run
   Rng rng(3);
   auto prompt = [&](int64_t n) {
     std::vector<int64_t> p(n);
@@ -96,14 +100,28 @@ int main(int argc, char** argv) {
     }
     while (engine.stats().decode_tokens == 0 && engine.has_unfinished()) engine.step();  // prefill
     const int64_t start_tokens = engine.stats().decode_tokens;
+    cpu::reset_gemm_stats();
+    cpu::set_gemm_shape_profiling(profile);
     Stopwatch watch;
     while (engine.has_unfinished()) engine.step();
     const double s = watch.seconds();
+    const cpu::GemmStats gemm = cpu::gemm_stats();
     const int64_t tokens = engine.stats().decode_tokens - start_tokens;
     const double steps = static_cast<double>(tokens) / batch;
-    std::printf("  %-8s %-6lld %14lld %14.3f %16.1f   (%.1f ms/step, weights read at %.1f GB/s = %.0f%% of memcpy)\n", "decode",
+    std::printf("  %-8s %-6lld %14lld %14.3f %16.1f   (%.1f ms/step, weights read at %.1f GB/s = %.0f%% of memcpy; "
+                "GEMM %.0f%% of the time at %.0f GFLOP/s)\n", "decode",
                 static_cast<long long>(batch), static_cast<long long>(tokens), s, tokens / s, 1e3 * s / steps,
-                weight_bytes * steps / s / 1e9, 100.0 * weight_bytes * steps / s / 1e9 / copy_gbs);
+                weight_bytes * steps / s / 1e9, 100.0 * weight_bytes * steps / s / 1e9 / copy_gbs,
+                100.0 * gemm.seconds / s, gemm.flops / gemm.seconds / 1e9);
+    if (profile) {
+      std::vector<std::pair<std::string, cpu::GemmStats>> shapes(cpu::gemm_shape_stats().begin(),
+                                                                 cpu::gemm_shape_stats().end());
+      std::sort(shapes.begin(), shapes.end(), [](auto& a, auto& b) { return a.second.seconds > b.second.seconds; });
+      for (size_t i = 0; i < std::min<size_t>(shapes.size(), 8); ++i)
+        std::printf("      %-22s %6lld calls %8.2f ms/step %7.1f GFLOP/s\n", shapes[i].first.c_str(),
+                    static_cast<long long>(shapes[i].second.calls), 1e3 * shapes[i].second.seconds / steps,
+                    shapes[i].second.flops / shapes[i].second.seconds / 1e9);
+    }
   }
   return 0;
 }

@@ -16,8 +16,11 @@ int64_t sample_token(const float* logits, int64_t vocab, const SamplingParams& p
   const double inv_t = greedy ? 1.0 : 1.0 / params.temperature;
   double m = -INFINITY;
   for (int64_t j = 0; j < vocab; ++j) m = std::max(m, logits[j] * inv_t);
+  // exp(logit / T - max) of every token, computed once: the normaliser and the sampling walk both use it.
+  thread_local std::vector<double> unnormalized;
+  unnormalized.resize(static_cast<size_t>(vocab));
   double sum = 0;
-  for (int64_t j = 0; j < vocab; ++j) sum += std::exp(logits[j] * inv_t - m);
+  for (int64_t j = 0; j < vocab; ++j) sum += unnormalized[j] = std::exp(logits[j] * inv_t - m);
   const double log_z = m + std::log(sum);
   auto logp = [&](int64_t j) { return static_cast<float>(logits[j] * inv_t - log_z); };
 
@@ -26,6 +29,21 @@ int64_t sample_token(const float* logits, int64_t vocab, const SamplingParams& p
     *logprob = logp(best);
     return best;
   }
+  if ((params.top_k <= 0 || params.top_k >= vocab) && params.top_p >= 1.0f) {  // no truncation: walk in id order
+    const double target = static_cast<double>(uniform) * sum;
+    double acc = 0;
+    int64_t chosen = vocab - 1;
+    for (int64_t j = 0; j < vocab; ++j) {
+      acc += unnormalized[j];
+      if (target < acc) {
+        chosen = j;
+        break;
+      }
+    }
+    *logprob = logp(chosen);
+    return chosen;
+  }
+  const double z_scale = std::exp(m - log_z);  // unnormalized[j] * z_scale = p(j)
   // Candidates by descending probability (ties by id), truncated by top-k then top-p.
   std::vector<int64_t> order(vocab);
   std::iota(order.begin(), order.end(), 0);
@@ -36,7 +54,7 @@ int64_t sample_token(const float* logits, int64_t vocab, const SamplingParams& p
   }
   std::vector<double> probs(keep);
   double kept_mass = 0;
-  for (int64_t i = 0; i < keep; ++i) kept_mass += probs[i] = std::exp(logits[order[i]] * inv_t - log_z);
+  for (int64_t i = 0; i < keep; ++i) kept_mass += probs[i] = unnormalized[order[i]] * z_scale;
   if (params.top_p < 1.0f) {
     double cumulative = 0;
     int64_t cut = keep;
