@@ -3,6 +3,7 @@
 // (chi-square), stop conditions, aborts, bad input, and the router.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "core/io.h"
@@ -158,6 +159,7 @@ TEST_CASE("engine log-probs equal the training forward's log-probs of the same t
       worst = std::max(worst, std::abs(train - outputs[i].logprobs[t]));
     }
   }
+  std::printf("engine vs training forward: worst |log-prob difference| %.3g over 60 sampled tokens\n", worst);
   INFO("worst |engine - trainer| log-prob " << worst);
   CHECK(worst <= 1e-5);
 }
@@ -227,6 +229,8 @@ TEST_CASE("sampling follows softmax(logits / T) restricted to top-k / top-p (chi
     const double critical = dof * std::pow(1 - 2 / (9 * dof) + zq * std::sqrt(2 / (9 * dof)), 3);
     INFO("T " << temperature << " top_k " << top_k << " top_p " << top_p << ": chi2 " << chi2 << " over " << bins
               << " bins, critical " << critical);
+    std::printf("sampling T=%.1f top_k=%lld top_p=%.1f: chi2 %.1f over %d bins (critical %.1f at p=0.001)\n",
+                temperature, static_cast<long long>(top_k), top_p, chi2, bins, critical);
     CHECK(bins >= 5);  // a meaningful test: several tokens in play
     CHECK(chi2 < critical);
     CHECK(engine.stats().cached_tokens > 0);  // the 4000 requests share the prompt's prefix
