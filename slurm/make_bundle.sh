@@ -7,7 +7,7 @@
 # CUDA driver and toolkit libraries (libcuda, cudart, cuBLAS, NCCL).
 #
 # Usage: slurm/make_bundle.sh BUILD_DIR OUT_DIR [--with-tests]
-#   -> OUT_DIR/slime-hpc/{bin,libexec,lib,tests}, OUT_DIR/slime-hpc.tar.gz
+#   -> OUT_DIR/slime-hpc/{bin,libexec,lib,plugins,include/slime,tests}, OUT_DIR/slime-hpc.tar.gz
 # Run on the target:  tar xzf slime-hpc.tar.gz && slime-hpc/bin/slime-train --help
 #                     mpirun -np 4 slime-hpc/bin/slime-train ...
 set -euo pipefail
@@ -26,6 +26,15 @@ for p in "${programs[@]}"; do
   cp "$build_dir/$p" "$root/libexec/"
   binaries+=("$root/libexec/$p")
 done
+# The example plug-ins (calculator tool, answer-tag reward) and the C ABI headers to build one's own.
+if [[ -d "$build_dir/plugins" ]]; then
+  mkdir -p "$root/plugins"
+  cp "$build_dir"/plugins/*.so "$root/plugins/"
+fi
+src_dir="$(cd "$(dirname "$0")/.." && pwd)"
+mkdir -p "$root/include/slime"
+cp "$src_dir/src/rollout/generate_plugin.h" "$root/include/slime/generate_plugin.h"
+cp "$src_dir/src/reward/plugin.h" "$root/include/slime/reward_plugin.h"
 if [[ "$with_tests" == "--with-tests" ]]; then
   mkdir -p "$root/tests"
   while IFS= read -r t; do
