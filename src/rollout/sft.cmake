@@ -1,0 +1,1 @@
+# slime's SFT rollout function (owned by its author).
