@@ -1,0 +1,1 @@
+# Demo task prototype and regression tests (owned by the demo-task author).
