@@ -1,8 +1,8 @@
 // slime-train: the RL post-training job, one MPI program (see docs/architecture.md).
 //
 // Every rank parses and validates the same options (command line and --config YAML). Errors name the option or
-// file; a rank that fails aborts the whole job with its message. In this build the job stops after the checks it
-// can make (options, the --hf-checkpoint model and tokenizer): the RL loop arrives with the loop issue.
+// file; a rank that fails aborts the whole job with its message. Then the ranks split into the trainer and rollout
+// pools and run the RL loop (app/rl_job.h; docs/usage.md).
 #include <mpi.h>
 
 #include <Kokkos_Core.hpp>
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "app/rl_job.h"
 #include "core/args.h"
 #include "core/error.h"
 #include "core/io.h"
@@ -54,10 +55,10 @@ int main(int argc, char** argv) {
         slime::validate_args(parsed.args);
         slime::log::set_level(slime::log::parse_level(parsed.args.log_level));
         if (rank == 0) std::fputs(slime::format_args_summary(parsed.args).c_str(), stdout);
+        std::fflush(stdout);
         SLIME_INFO0("world size ", world);
         if (parsed.args.hf_checkpoint) check_hf_checkpoint(*parsed.args.hf_checkpoint);
-        SLIME_FAIL("options and model are valid, but this build has no RL training loop yet; "
-                   "use slime-generate for generation (see README.md)");
+        slime::app::run_rl_job(parsed.args, MPI_COMM_WORLD);
       }
     }
   } catch (const std::exception& e) {

@@ -62,6 +62,7 @@ struct Args {
   std::vector<std::string> rollout_sample_hook_path;  // repeatable option
   std::optional<std::string> buffer_filter_path;
   int64_t update_weights_interval = 1;
+  bool train_async = false;  // slime-hpc: slime's train_async.py loop instead of train.py
   bool keep_old_actor = false;
   std::optional<std::string> rollout_data_postprocess_path;
   std::optional<std::string> custom_rollout_log_function_path;

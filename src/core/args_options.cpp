@@ -174,6 +174,9 @@ std::vector<OptionSpec> build_table() {
       .style(Style::Append);
   OPT("--buffer-filter-path", buffer_filter_path,
       std::string("Chooses which groups to take from the data buffer; None = first in, first out.") + kHook);
+  OPT("--train-async", train_async,
+      "Run slime's asynchronous loop (train_async.py): the rollout of step k+1 is generated while step k trains, "
+      "one weight version behind. Without it, slime's synchronous loop (train.py). Not with --colocate.");
   OPT("--update-weights-interval", update_weights_interval,
       "Asynchronous loop: push weights to the engines every N rollout steps.");
   OPT("--keep-old-actor", keep_old_actor,

@@ -65,6 +65,9 @@ void validate_cluster(Args& args) {
   if (!args.offload_rollout) args.offload_rollout = false;
   if (use_critic(args)) args.offload_train = true;  // slime: actor and critic time-share the GPUs
 
+  SLIME_CHECK(!(args.train_async && args.colocate),
+              "--train-async cannot be used with --colocate (slime's train_async.py asserts the same): the "
+              "asynchronous loop overlaps rollout and training, which need separate ranks");
   // slime-hpc: slime would crash placing engines without a count; say so instead.
   SLIME_CHECK(args.rollout_num_gpus || args.debug_train_only,
               "--rollout-num-gpus is required unless --colocate or --debug-train-only is set (0 = no local "

@@ -17,6 +17,7 @@
 
 #include "model/decoder.h"
 #include "rollout/block_manager.h"
+#include "rollout/engine_client.h"
 #include "rollout/model_runner.h"
 #include "rollout/sampling_params.h"
 #include "rollout/scheduler.h"
@@ -56,19 +57,19 @@ struct EngineStats {
   int64_t steps = 0, prefill_tokens = 0, decode_tokens = 0, cached_tokens = 0, preemptions = 0;
 };
 
-class Engine {
+class Engine : public EngineClient {
  public:
   // `tokenizer` decodes responses for stop strings (nullptr: stop strings are an error).
   Engine(model::Decoder& model, EngineConfig config, const tokenizer::Tokenizer* tokenizer = nullptr);
 
   // Validates and queues a request; returns its id. Errors: empty prompt, a token outside the vocabulary, a prompt
   // that leaves no room in the context, stop strings without a tokenizer.
-  int64_t add_request(GenerateRequest request);
+  int64_t add_request(GenerateRequest request) override;
   // One scheduling step; returns the requests that finished in it (including aborted ones).
-  std::vector<GenerateOutput> step();
+  std::vector<GenerateOutput> step() override;
   // Ends a request (or all) with finish reason "abort", keeping what it generated; reported by the next step().
   void abort(int64_t id);
-  void abort_all();
+  void abort_all() override;
   bool has_unfinished() const { return !sequences_.empty(); }
   int64_t num_unfinished() const { return static_cast<int64_t>(sequences_.size()); }
   // Runs requests to completion (outputs in request order).

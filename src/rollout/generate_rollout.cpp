@@ -200,7 +200,6 @@ struct RolloutGenerator::State {
     if (c.partial_rollout && c.mask_offpolicy_in_partial_rollout && s.response_length > 0)
       s.loss_mask.assign(static_cast<size_t>(s.response_length), 0);  // tokens of an earlier policy
     if (s.session_id.empty()) s.session_id = cat("sample-", s.index);
-    if (s.rollout_id < 0) s.rollout_id = rollout_id;
     // Done in an earlier rollout (partial rollout hands back whole groups): scored then, unless --group-rm.
     if (s.status == data::SampleStatus::Completed || s.status == data::SampleStatus::Truncated ||
         s.status == data::SampleStatus::Failed)

@@ -46,7 +46,7 @@ struct Pool {
     ec.max_running = max_running;
     ec.max_batched_tokens = 64;
     ec.max_context_len = 96;
-    std::vector<Engine*> raw;
+    std::vector<EngineClient*> raw;
     for (int e = 0; e < num_engines; ++e) {
       engines.push_back(std::make_unique<Engine>(model, ec, &qwen3_tokenizer()));
       raw.push_back(engines.back().get());

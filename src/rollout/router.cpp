@@ -4,7 +4,7 @@
 
 namespace slime::rollout {
 
-Router::Router(std::vector<Engine*> engines)
+Router::Router(std::vector<EngineClient*> engines)
     : engines_(std::move(engines)), outstanding_(engines_.size(), 0), to_router_id_(engines_.size()) {
   SLIME_CHECK(!engines_.empty(), "router: no rollout engines");
 }
@@ -43,7 +43,7 @@ std::vector<std::pair<int64_t, GenerateOutput>> Router::step() {
 }
 
 void Router::abort_all() {
-  for (Engine* engine : engines_) engine->abort_all();
+  for (EngineClient* engine : engines_) engine->abort_all();
 }
 
 bool Router::has_unfinished() const {

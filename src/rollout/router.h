@@ -12,12 +12,14 @@
 #include <vector>
 
 #include "rollout/engine.h"
+#include "rollout/engine_client.h"
 
 namespace slime::rollout {
 
 class Router {
  public:
-  explicit Router(std::vector<Engine*> engines);
+  // Engines in process or remote (engine_client.h); the router does not own them.
+  explicit Router(std::vector<EngineClient*> engines);
 
   // Returns a router-wide request id.
   int64_t submit(GenerateRequest request);
@@ -30,7 +32,7 @@ class Router {
   size_t engine_of(int64_t id) const { return placement_.at(id).first; }
 
  private:
-  std::vector<Engine*> engines_;
+  std::vector<EngineClient*> engines_;
   std::vector<int64_t> outstanding_;
   std::map<std::string, size_t> session_engine_;
   std::map<int64_t, std::pair<size_t, int64_t>> placement_;          // router id -> (engine, engine's id)
