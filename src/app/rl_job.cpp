@@ -1,6 +1,8 @@
 #include "app/rl_job.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "app/pools.h"
@@ -412,6 +415,34 @@ class BufferReader {
   std::deque<std::vector<char>> evals_, others_;
 };
 
+// Keeps the ring's one-sided traffic moving while a consumer computes: on transports without hardware atomics
+// (UCX without them, for one) a producer's Fetch_and_op completes only when the target rank calls into MPI, so in the
+// asynchronous loop the next rollout would wait for the end of the training step. Needs MPI_THREAD_MULTIPLE.
+class RingProgress {
+ public:
+  RingProgress(buffer::RmaRing* ring, bool enabled) {
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
+    if (!ring || !enabled || level != MPI_THREAD_MULTIPLE) return;
+    thread_ = std::thread([this, ring] {
+      while (!stop_.load()) {
+        ring->progress();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
+  }
+  ~RingProgress() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  RingProgress(const RingProgress&) = delete;
+  RingProgress& operator=(const RingProgress&) = delete;
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 // Every trainer rank's byte strings, concatenated in rank order, on every trainer rank.
 std::vector<std::vector<char>> allgather_messages(const std::vector<std::vector<char>>& mine, MPI_Comm comm) {
   std::vector<char> packed;
@@ -455,10 +486,13 @@ class MetricsLog {
     if (!dir.empty()) make_directories(dir);
   }
 
-  void write(ordered_json record) {
+  // Appends the record; prints it as one line when `print` (--log-interval, evaluations, the first and last step).
+  void write(const ordered_json& record, bool print = true) {
     if (!writer_) return;
-    std::printf("%s\n", summary(record).c_str());
-    std::fflush(stdout);
+    if (print) {
+      std::printf("%s\n", summary(record).c_str());
+      std::fflush(stdout);
+    }
     if (path_.empty()) return;
     std::ofstream out(path_, std::ios::app);
     SLIME_CHECK(out.good(), "metrics file '", path_, "': cannot append");
@@ -489,7 +523,6 @@ class MetricsLog {
     field("perf/rollout_time", "rollout_s", "%.2f");
     field("perf/train_time", "train_s", "%.2f");
     field("perf/update_weights_time", "sync_s", "%.3f");
-    field("perf/save_time", "save_s", "%.2f");
     field("perf/eval_time", "eval_s", "%.2f");
     return line;
   }
@@ -602,6 +635,7 @@ void run_rl_job(const Args& args, MPI_Comm world) {
   // The asynchronous loop has the first rollout in flight before the first step.
   if (args.train_async && rollout && plan.start < plan.num_rollout) rollout->produce(plan.start, ring, consumers);
 
+  std::string data_source_state;  // after the rollout being trained (saved with its checkpoint)
   for (int64_t k = plan.start; k < plan.num_rollout; ++k) {
     Stopwatch step_watch;
     // Rollout side: this step's rollout (sync), or the next one while the trainer trains this one (async).
@@ -631,16 +665,15 @@ void run_rl_job(const Args& args, MPI_Comm world) {
       record["perf/buffer_wait_time"] = wait_seconds;
 
       Stopwatch train_watch;
-      const train::RolloutTrainResult result = trainer->train_rollout(k, samples);
+      train::RolloutTrainResult result;
+      {
+        RingProgress progress(consumer ? &ring : nullptr, /*enabled=*/args.train_async);
+        result = trainer->train_rollout(k, samples);
+      }
       record["perf/train_time"] = train_watch.seconds();
       add_train_metrics(result, record);
 
-      if (args.save && train::periodic_action_due(args.save_interval, k, plan.num_rollout, plan.rollouts_per_epoch,
-                                                  /*last_rollout_too=*/true)) {
-        Stopwatch save_watch;
-        trainer->save_checkpoint(k, json{{"data_source", end["data_source"].get<std::string>()}});
-        record["perf/save_time"] = save_watch.seconds();
-      }
+      data_source_state = end["data_source"].get<std::string>();
     }
     if (weights_due(args, k)) {
       const double seconds = sync_weights(k + 1);
@@ -651,7 +684,14 @@ void run_rl_job(const Args& args, MPI_Comm world) {
       if (rank == 0) merge(record, ordered_json::parse(reader.take_eval(k)));
     }
     record["perf/step_time"] = step_watch.seconds();
-    log.write(record);
+    // The step's metrics are written before its checkpoint: a job killed in between repeats the step after the
+    // restart (the later line wins), and a checkpoint never exists without its step's metrics.
+    const bool evaluated = eval_due(args, plan, k);
+    log.write(record, evaluated || k == plan.start || k + 1 == plan.num_rollout || (k + 1) % args.log_interval == 0);
+    if (trainer && args.save &&
+        train::periodic_action_due(args.save_interval, k, plan.num_rollout, plan.rollouts_per_epoch,
+                                   /*last_rollout_too=*/true))
+      trainer->save_checkpoint(k, json{{"data_source", data_source_state}});
   }
   ring.free();
   if (trainer) {

@@ -7,8 +7,10 @@
 //             trainer rank 0 tells everyone the first rollout id and the data-source state from the checkpoint;
 //             the rollout leader loads the prompts and tells everyone --num-rollout (or --num-epoch's count);
 //             weights trainer -> engines (version = first rollout id); evaluation before training (slime's rule)
-//   step k    (sync)  rollout: generate k, samples into the data buffer -> trainer: take k, train, save when due
-//                     -> weights trainer -> engines (version k + 1) -> evaluation when due
+//   step k    (sync)  rollout: generate k, samples into the data buffer -> trainer: take k, train
+//                     -> weights trainer -> engines (version k + 1) -> evaluation when due -> metrics -> save when
+//                     due (slime saves before the weight update; saving last means a checkpoint always has its
+//                     step's metrics line; the saved state is the same)
 //             (async) rollout: generate k + 1 while the trainer trains k (it was produced during step k - 1);
 //                     weights every --update-weights-interval steps, after the rollout in flight finished
 //
