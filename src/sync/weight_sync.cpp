@@ -299,11 +299,13 @@ SyncStats WeightSync::sync(model::Decoder* trainer_model, const comm::ParallelGr
   const bool in_bcast = bcast_comm_ != MPI_COMM_NULL;
   const bool broadcasting = in_bcast && comm::size(bcast_comm_) > 1;
   const int64_t bucket_cap = std::min(bucket, numel);
-  std::vector<float> buffers[2];
+  // Kept across syncs: fresh pages are costly to fault in (tens of ms per sync for a few MB on some hosts).
+  std::vector<float>* buffers = buffers_;
   if (in_bcast && !zero_copy)
-    for (auto& b : buffers) b.resize(bucket_cap);
-  std::vector<float> stage;  // gathered pieces (source) or this rank's pieces (TP peers)
-  if (tp_gather) stage.resize(bucket_cap);
+    for (int i = 0; i < 2; ++i)
+      if (buffers_[i].size() < static_cast<size_t>(bucket_cap)) buffers_[i].resize(bucket_cap);
+  std::vector<float>& stage = stage_;  // gathered pieces (source) or this rank's pieces (TP peers)
+  if (tp_gather && stage_.size() < static_cast<size_t>(bucket_cap)) stage_.resize(bucket_cap);
 
   const float* trainer_flat = feeder ? trainer_model->params().flat_values().data<float>() : nullptr;
   float* engine_flat = is_receiver_ ? engine_model->params().flat_values().data<float>() : nullptr;

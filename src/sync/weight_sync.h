@@ -74,6 +74,8 @@ class WeightSync {
   bool is_trainer_, is_receiver_;
   int rank_ = 0, source_ = 0;
   int64_t bucket_elems_ = 0;
+  std::vector<float> buffers_[2];  // bucket buffers, reused by every sync
+  std::vector<float> stage_;       // TP gather staging, reused
 };
 
 // Order-independent checksum of the full tensor of each parameter held (in part) by `model`: the sum over this
