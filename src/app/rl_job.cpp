@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/early_exit.h"
 #include "app/pools.h"
 #include "buffer/balance.h"
 #include "buffer/rma_ring.h"
@@ -547,7 +548,8 @@ void merge(ordered_json& into, const ordered_json& from) {
 
 }  // namespace
 
-void run_rl_job(const Args& args, MPI_Comm world) {
+int run_rl_job(const Args& args, MPI_Comm world) {
+  const EarlyExit early_exit(args);  // first: a signal from now on is recorded instead of killing the rank
   const int rank = comm::rank(world);
   const PoolLayout layout = plan_pools(args, comm::size(world));
   SLIME_INFO0(layout.describe(), args.train_async ? ", asynchronous loop" : ", synchronous loop");
@@ -636,6 +638,7 @@ void run_rl_job(const Args& args, MPI_Comm world) {
   if (args.train_async && rollout && plan.start < plan.num_rollout) rollout->produce(plan.start, ring, consumers);
 
   std::string data_source_state;  // after the rollout being trained (saved with its checkpoint)
+  int exit_code = 0;
   for (int64_t k = plan.start; k < plan.num_rollout; ++k) {
     Stopwatch step_watch;
     // Rollout side: this step's rollout (sync), or the next one while the trainer trains this one (async).
@@ -688,10 +691,19 @@ void run_rl_job(const Args& args, MPI_Comm world) {
     // restart (the later line wins), and a checkpoint never exists without its step's metrics.
     const bool evaluated = eval_due(args, plan, k);
     log.write(record, evaluated || k == plan.start || k + 1 == plan.num_rollout || (k + 1) % args.log_interval == 0);
-    if (trainer && args.save &&
-        train::periodic_action_due(args.save_interval, k, plan.num_rollout, plan.rollouts_per_epoch,
-                                   /*last_rollout_too=*/true))
-      trainer->save_checkpoint(k, json{{"data_source", data_source_state}});
+    const bool save_due = args.save && train::periodic_action_due(args.save_interval, k, plan.num_rollout,
+                                                                    plan.rollouts_per_epoch, /*last_rollout_too=*/true);
+    if (trainer && save_due) trainer->save_checkpoint(k, json{{"data_source", data_source_state}});
+
+    // Early exit (a signal, the time budget, --exit-interval): every rank stops after this step, saved.
+    const ExitDecision exit = early_exit.after_step(k, world);
+    if (exit.stop && k + 1 < plan.num_rollout) {
+      if (trainer && !save_due) trainer->save_checkpoint(k, json{{"data_source", data_source_state}});
+      SLIME_INFO0("stopping after rollout step ", k, " of ", plan.num_rollout, ": ", exit.reason, "; checkpoint ", k,
+                  " is in ", *args.save, ", resume with --load ", *args.save, " (exit status ", exit.exit_code, ")");
+      exit_code = exit.exit_code;
+      break;
+    }
   }
   ring.free();
   if (trainer) {
@@ -699,6 +711,7 @@ void run_rl_job(const Args& args, MPI_Comm world) {
     groups.release();
   }
   comms.release();
+  return exit_code;
 }
 
 }  // namespace slime::app

@@ -13,6 +13,8 @@
 //                     step's metrics line; the saved state is the same)
 //             (async) rollout: generate k + 1 while the trainer trains k (it was produced during step k - 1);
 //                     weights every --update-weights-interval steps, after the rollout in flight finished
+//   end of k  all ranks agree whether to stop early (--exit-signal-handler, --exit-duration-in-mins,
+//             --exit-interval; app/early_exit.h): if so, step k is saved and the loop ends
 //
 // The data buffer (buffer/rma_ring.h): the rollout leader puts each sample of a rollout into the RMA ring of one
 // data-parallel trainer rank (balanced by tokens, buffer/balance.h), then an end-of-rollout message carrying the
@@ -29,7 +31,8 @@
 
 namespace slime::app {
 
-// Collective over `world`. Returns when the last rollout step is done (and saved, when --save is set).
-void run_rl_job(const Args& args, MPI_Comm world);
+// Collective over `world`. Returns when the last rollout step is done (and saved, when --save is set): 0; or when
+// an early-exit option stopped the run after a saved step (app/early_exit.h): that option's exit status.
+int run_rl_job(const Args& args, MPI_Comm world);
 
 }  // namespace slime::app

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "app/early_exit.h"
 #include "app/rl_job.h"
 #include "core/args.h"
 #include "core/error.h"
@@ -53,12 +54,13 @@ int main(int argc, char** argv) {
         if (rank == 0) std::fputs(slime::format_help().c_str(), stdout);
       } else {
         slime::validate_args(parsed.args);
+        if (parsed.args.exit_signal_handler) slime::app::install_exit_signal_handlers();
         slime::log::set_level(slime::log::parse_level(parsed.args.log_level));
         if (rank == 0) std::fputs(slime::format_args_summary(parsed.args).c_str(), stdout);
         std::fflush(stdout);
         SLIME_INFO0("world size ", world);
         if (parsed.args.hf_checkpoint) check_hf_checkpoint(*parsed.args.hf_checkpoint);
-        slime::app::run_rl_job(parsed.args, MPI_COMM_WORLD);
+        exit_code = slime::app::run_rl_job(parsed.args, MPI_COMM_WORLD);
       }
     }
   } catch (const std::exception& e) {

@@ -158,6 +158,10 @@ struct Args {
   bool finetune = false;
   std::optional<int64_t> ckpt_step;
   std::optional<int64_t> keep_last_n;                // keep only the newest N iter_* directories
+  // Megatron's early-exit options (Slurm preemption and time limits): stop after the step in flight, save, exit 75.
+  bool exit_signal_handler = false;                  // SIGTERM / SIGUSR1 / SIGUSR2 -> save and stop
+  std::optional<double> exit_duration_in_mins;       // save and stop once the job has run this long
+  std::optional<int64_t> exit_interval;              // save and stop after a rollout step that is a multiple of N
 
   // ---- logging ------------------------------------------------------------------------------------------
   bool use_tensorboard = false;

@@ -343,6 +343,13 @@ std::vector<OptionSpec> build_table() {
   OPT("--ckpt-step", ckpt_step, "Step of the --load checkpoint to load; None = latest.");
   OPT("--keep-last-n", keep_last_n,
       "Keep only the newest N iter_* directories under --save; None = keep all.");
+  OPT("--exit-signal-handler", exit_signal_handler,
+      "On SIGTERM, SIGUSR1 or SIGUSR2 (Slurm's preemption / time-limit warnings) finish the step in flight, save a "
+      "checkpoint to --save and exit with status 75, so that a requeued job resumes with --load (docs/slurm.md).");
+  OPT("--exit-duration-in-mins", exit_duration_in_mins,
+      "Save and exit (status 75) after the first step that ends this many minutes after the start.");
+  OPT("--exit-interval", exit_interval,
+      "Save and exit (status 0) after rollout step k when (k + 1) is a multiple of N.");
 
   b.group = "logging";
   OPT("--use-tensorboard", use_tensorboard, "Write TensorBoard event files.");

@@ -197,6 +197,12 @@ void validate_checkpoint_and_debug(Args& args) {
     SLIME_CHECK(args.save, "--save-interval needs --save");
   }
   check_positive(args.keep_last_n, "--keep-last-n");
+  check_positive(args.exit_interval, "--exit-interval");
+  if (args.exit_duration_in_mins)
+    SLIME_CHECK(*args.exit_duration_in_mins > 0, "--exit-duration-in-mins must be > 0, got ", *args.exit_duration_in_mins);
+  if (args.exit_signal_handler || args.exit_duration_in_mins || args.exit_interval)
+    SLIME_CHECK(args.save, "--exit-signal-handler, --exit-duration-in-mins and --exit-interval save a checkpoint "
+                           "before stopping: they need --save");
   if (args.keep_last_n) SLIME_CHECK(args.save, "--keep-last-n needs --save");
 
   if (args.load_debug_rollout_data) args.debug_train_only = true;
