@@ -62,6 +62,7 @@ slime_run_child() {
 
 # slime_launch NP PROGRAM ARGS...: runs PROGRAM on NP ranks, passing preemption signals on; returns its status.
 # Environment read: SLIME_SRUN_MPI (pmix), SLIME_SRUN_ARGS / SLIME_MPIRUN_ARGS (more launcher options),
+# SLIME_TASK_PREFIX (before each rank's command, e.g. "apptainer exec image.sif"),
 # SLIME_TRAINER_RANKS and SLIME_COLOCATE (for task.sh's log names), SLIME_LOG_DIR (per-rank logs; unset: all
 # ranks on the job's output).
 slime_launch() {
@@ -94,8 +95,37 @@ slime_launch() {
       ;;
     *) slime_log "unknown SLIME_LAUNCHER=$launcher (srun or mpirun)"; return 2 ;;
   esac
-  slime_log "launch: ${cmd[*]} $*"
-  slime_run_child "${cmd[@]}" bash "$task" "$@"
+  slime_log "launch: ${cmd[*]} ${SLIME_TASK_PREFIX:+$SLIME_TASK_PREFIX }$*"
+  [ -n "${SLIME_DRY_RUN:-}" ] && return 0  # print the launch only (checking a script's pools off-cluster)
+  # shellcheck disable=SC2086
+  slime_run_child "${cmd[@]}" ${SLIME_TASK_PREFIX:-} bash "$task" "$@"
+}
+
+# slime_check_ntasks NEED WHAT: the allocation must have NEED tasks (Slurm's SLURM_NTASKS, when set); WHAT says
+# which variables asked for them. Exits 2 with a message otherwise.
+slime_check_ntasks() {
+  local need=$1 what=$2
+  if [ -n "${SLURM_NTASKS:-}" ] && [ "$SLURM_NTASKS" != "$need" ]; then
+    slime_log "error: the job has $SLURM_NTASKS tasks but $what = $need ranks: change #SBATCH --nodes /" \
+              "--ntasks-per-node or the variables at the top of the script"
+    exit 2
+  fi
+}
+
+# slime_train_job NP SLIME_TRAIN_OPTIONS...: the whole body of a training job script: a header line, NP ranks of
+# slime-train with --exit-signal-handler, per-pool logs under $SLIME_LOG_DIR (default <SAVE>/logs/<job id>), and the
+# requeue when a preemption signal stopped it. Needs SLIME_HOME and SAVE; exits with slime-train's status.
+slime_train_job() {
+  local np=$1
+  shift
+  local programs
+  programs=$(slime_find_programs "$SLIME_HOME")
+  export SLIME_LOG_DIR=${SLIME_LOG_DIR:-$SAVE/logs/${SLURM_JOB_ID:-local}}
+  slime_log "job ${SLURM_JOB_ID:-(not under Slurm)} (restart ${SLURM_RESTART_COUNT:-0}) on" \
+            "${SLURM_JOB_NODELIST:-$(hostname)}: $np ranks, checkpoints in $SAVE, rank logs in $SLIME_LOG_DIR"
+  local status=0
+  slime_launch "$np" "$programs/slime-train" "$@" --exit-signal-handler || status=$?
+  slime_requeue_if_resumable "$status"
 }
 
 # slime_requeue_if_resumable STATUS: a step that exited 75 was stopped early and saved: requeue this batch job (it

@@ -7,9 +7,11 @@
 # CUDA driver and toolkit libraries (libcuda, cudart, cuBLAS, NCCL).
 #
 # Usage: slurm/make_bundle.sh BUILD_DIR OUT_DIR [--with-tests]
-#   -> OUT_DIR/slime-hpc/{bin,libexec,lib,plugins,include/slime,tests}, OUT_DIR/slime-hpc.tar.gz
+#   -> OUT_DIR/slime-hpc/{bin,libexec,lib,plugins,include/slime,slurm,inputs/demo,tests}, OUT_DIR/slime-hpc.tar.gz
 # Run on the target:  tar xzf slime-hpc.tar.gz && slime-hpc/bin/slime-train --help
 #                     mpirun -np 4 slime-hpc/bin/slime-train ...
+#                     slime-hpc/slurm/run_demo.sh slime-hpc/bin runs/demo      (the CPU demo)
+#                     cd slime-hpc && sbatch slurm/single_node.sbatch          (job scripts: docs/slurm.md)
 set -euo pipefail
 
 build_dir=${1:?usage: make_bundle.sh BUILD_DIR OUT_DIR [--with-tests]}
@@ -35,6 +37,13 @@ src_dir="$(cd "$(dirname "$0")/.." && pwd)"
 mkdir -p "$root/include/slime"
 cp "$src_dir/src/rollout/generate_plugin.h" "$root/include/slime/generate_plugin.h"
 cp "$src_dir/src/reward/plugin.h" "$root/include/slime/reward_plugin.h"
+# The job scripts (they find the programs in bin/ when run from the bundle) and the demo's model and data, so that
+# `slime-hpc/slurm/run_demo.sh slime-hpc/bin RUN_DIR` or `sbatch slime-hpc/slurm/demo.sbatch` work on the target.
+mkdir -p "$root/slurm/recipes" "$root/inputs"
+cp "$src_dir"/slurm/*.sh "$src_dir"/slurm/*.sbatch "$root/slurm/"
+cp "$src_dir"/slurm/recipes/*.sh "$root/slurm/recipes/"
+rm -f "$root/slurm/make_bundle.sh"
+cp -r "$src_dir/inputs/demo" "$root/inputs/"
 if [[ "$with_tests" == "--with-tests" ]]; then
   mkdir -p "$root/tests"
   while IFS= read -r t; do

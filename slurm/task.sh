@@ -21,11 +21,13 @@ if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then
   export CUDA_VISIBLE_DEVICES=${gpus[$((local_rank % ${#gpus[@]}))]}
 fi
 
+if [ "${SLIME_COLOCATE:-0}" = 1 ]; then pool=colocated
+elif [ "$rank" -lt "${SLIME_TRAINER_RANKS:-1}" ]; then pool=trainer
+else pool=rollout; fi
 if [ -n "${SLIME_LOG_DIR:-}" ] && [ "$rank" != 0 ]; then
-  if [ "${SLIME_COLOCATE:-0}" = 1 ]; then pool=colocated
-  elif [ "$rank" -lt "${SLIME_TRAINER_RANKS:-1}" ]; then pool=trainer
-  else pool=rollout; fi
   mkdir -p "$SLIME_LOG_DIR"
   exec >>"$SLIME_LOG_DIR/$pool.rank$rank.log" 2>&1
 fi
+echo "[task] rank $rank ($pool) on $(hostname -s), local index $local_rank," \
+     "CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-none}" >&2
 exec "$@"

@@ -3,16 +3,20 @@
 # slurmctld and slurmd (Debian's slurm-wlm), on free ports, with state, spool and logs under DIR. Nothing under
 # /etc is read or written: every Slurm command finds the cluster through SLURM_CONF=DIR/slurm.conf (DIR/env.sh).
 #
-#   mini_cluster.sh start DIR [CPUS]   start the daemons, wait until the node is idle; CPUS (8) is declared to
-#                                      Slurm whatever the machine has (SlurmdParameters=config_overrides)
+#   mini_cluster.sh start DIR [CPUS] [GPUS]
+#                                      start the daemons, wait until the node is idle; CPUS (8) is declared to
+#                                      Slurm whatever the machine has (SlurmdParameters=config_overrides), and so
+#                                      are GPUS (8) GPU GRES without device files, so that the job scripts' GPU
+#                                      requests (#SBATCH --gpus-per-node) are granted on a machine without GPUs
 #   mini_cluster.sh stop DIR           stop them (also what `start` does to a cluster left running in DIR)
 #   . DIR/env.sh                       then sbatch / srun / squeue / scontrol talk to this cluster
 #
 # Needs root (slurmd runs jobs as their user) and the packages slurm-wlm and munge.
 set -euo pipefail
-cmd=${1:?usage: mini_cluster.sh start|stop DIR [CPUS]}
-dir=${2:?usage: mini_cluster.sh start|stop DIR [CPUS]}
+cmd=${1:?usage: mini_cluster.sh start|stop DIR [CPUS] [GPUS]}
+dir=${2:?usage: mini_cluster.sh start|stop DIR [CPUS] [GPUS]}
 cpus=${3:-8}
+gpus=${4:-8}
 
 stop_cluster() {
   for daemon in slurmd slurmctld munged; do
@@ -102,21 +106,30 @@ JobCompType=jobcomp/none
 MinJobAge=3600
 KillWait=20
 JobRequeue=1
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+GresTypes=gpu
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:$gpus State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+# Stand-in GPU device files: character devices like /dev/null (1, 3), since Slurm wants device nodes; nothing opens
+# them, and with task/none Slurm only puts their indices in CUDA_VISIBLE_DEVICES.
+mkdir -p "$dir/dev"
+for ((g = 0; g < gpus; g++)); do [ -c "$dir/dev/gpu$g" ] || mknod "$dir/dev/gpu$g" c 1 3; done
+cat > "$dir/gres.conf" <<CONF
+AutoDetect=off
+NodeName=$host Name=gpu File=$dir/dev/gpu[0-$((gpus - 1))]
 CONF
 cat > "$dir/env.sh" <<ENV
 export SLURM_CONF=$dir/slurm.conf
 ENV
 export SLURM_CONF=$dir/slurm.conf
 
-slurmctld -f "$SLURM_CONF" -i  # -i: ignore (and replace) saved state
+slurmctld -f "$SLURM_CONF" -c  # -c: a clean start (no jobs or node states of an earlier run in DIR)
 slurmd -f "$SLURM_CONF"
 for _ in $(seq 1 150); do
   state=$(sinfo -h -N -o '%T' 2>/dev/null | head -1)
-  [ "$state" = idle ] && { echo "mini_cluster: node $host idle ($cpus CPUs), SLURM_CONF=$SLURM_CONF"; exit 0; }
+  [ "$state" = idle ] && { echo "mini_cluster: node $host idle ($cpus CPUs, $gpus GPU GRES), SLURM_CONF=$SLURM_CONF"; exit 0; }
   sleep 0.2
 done
 echo "mini_cluster.sh: the node did not become idle (state: ${state:-none}); logs:" >&2
-tail -20 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" "$dir/log/munged.log" >&2
+for f in slurmctld slurmd munged; do tail -n 20 "$dir/log/$f.log" >&2; done
 exit 1

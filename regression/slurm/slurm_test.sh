@@ -9,6 +9,8 @@
 #          must save the step in flight, requeue itself, and the requeued job must resume from that checkpoint and
 #          finish: every step logged once, and every metric (all but perf/*) equal to run A's bit for bit, so the
 #          dataset position, the step count and the training state all continued.
+#   then:  single_node.sbatch and colocate.sbatch as written (2 ranks, 2 steps on the demo model), multi_node.sbatch's
+#          pools (printed, one node only), convert.sbatch both ways on 2 ranks, interactive.sh (salloc + srun).
 # Slurm makes a requeued job wait 2 minutes before it is eligible again; the test moves its start time to 3 s after
 # the requeue.
 # Usage: slurm_test.sh BUILD_DIR SOURCE_DIR      (needs root, slurm-wlm and munge; skipped (77) without them)
@@ -109,4 +111,53 @@ for ra, rb in zip(a, b):
 print(f"slurm_test: run B stopped after step {k}, requeued, resumed at {k + 1}: all 16 steps logged once, "
       f"metrics equal to the uninterrupted run bit for bit ({sum(len(r) for r in a)} values)")
 PY
+echo "== the GPU job scripts as written (their #SBATCH GPU requests granted by the test cluster's stand-in GRES),"
+echo "   resized to 2 ranks of 1 CPU, on the demo model for 2 GRPO steps"
+small=(--ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=2)
+export MODEL=$out/a/model PROMPT_DATA=$src/inputs/demo/train.jsonl EVAL_DATA=$src/inputs/demo/eval.jsonl NUM_ROLLOUT=2 \
+       MAX_RESPONSE_LEN=6 MAX_TOKENS_PER_GPU=2048
+SAVE=$out/single TRAINER_GPUS=1 ROLLOUT_GPUS=1 sbatch --wait "${small[@]}" --output="$out/single.out" \
+  "$src/slurm/single_node.sbatch" || fail "single_node.sbatch failed"
+SAVE=$out/colocate GPUS_PER_NODE=2 sbatch --wait "${small[@]}" --output="$out/colocate.out" \
+  "$src/slurm/colocate.sbatch" || fail "colocate.sbatch failed"
+for run in single colocate; do
+  [ "$(cat "$out/$run/latest_checkpointed_iteration.txt")" = 1 ] || fail "$run: no checkpoint of step 1"
+  grep -q '^\[step 1\]' "$out/$run.out" || fail "$run: step 1 not logged"
+done
+grep -q 'colocated with 2 rollout engine' "$out/colocate.out" || fail "colocate.sbatch: not colocated"
+grep -q 'rank 1 (rollout) on .*CUDA_VISIBLE_DEVICES=1' "$out"/single/logs/*/rollout.rank1.log ||
+  fail "single_node.sbatch: rank 1 not on its own GPU"
+grep -q 'rank 1 (colocated)' "$out"/colocate/logs/*/colocated.rank1.log || fail "colocate.sbatch: no per-rank log"
+echo "single_node.sbatch and colocate.sbatch: 2 steps each, checkpoints written, one GPU per rank"
+
+echo "== multi_node.sbatch: its pools for 3 nodes x 4 GPUs (launch printed, not run: the test cluster has 1 node)"
+SLIME_DRY_RUN=1 SLURM_JOB_ID=0 SLURM_NNODES=3 SLURM_NTASKS=12 ACTOR_NODES=2 ROLLOUT_NODES=1 GPUS_PER_NODE=4 \
+  SAVE=$out/mn SLIME_HOME=$src bash "$src/slurm/multi_node.sbatch" 2>"$out/mn.log" || fail "multi_node.sbatch dry run"
+grep -q 'srun --mpi=pmix --ntasks=12 .*--actor-num-nodes 2 --actor-num-gpus-per-node 4 --rollout-num-gpus 4' \
+  "$out/mn.log" || { cat "$out/mn.log"; fail "multi_node.sbatch: wrong pools"; }
+SLIME_DRY_RUN=1 SLURM_JOB_ID=0 SLURM_NNODES=2 SLURM_NTASKS=8 ACTOR_NODES=2 ROLLOUT_NODES=1 GPUS_PER_NODE=4 \
+  SAVE=$out/mn SLIME_HOME=$src bash "$src/slurm/multi_node.sbatch" 2>"$out/mn_bad.log" &&
+  fail "multi_node.sbatch accepted 2 nodes for ACTOR_NODES + ROLLOUT_NODES = 3"
+grep -q 'the job has 2 nodes' "$out/mn_bad.log" || fail "multi_node.sbatch: unclear node-count error"
+
+echo "== convert.sbatch: HF -> HDF5 on 2 ranks, and back"
+HF_DIR=$out/a/model MCORE_DIR=$out/mcore sbatch --wait --ntasks=2 --output="$out/convert.out" \
+  "$src/slurm/convert.sbatch" || fail "convert.sbatch hf-to-mcore failed"
+DIRECTION=mcore-to-hf HF_DIR=$out/a/model MCORE_DIR=$out/mcore HF_OUT=$out/hf_back sbatch --wait --ntasks=2 \
+  --output="$out/convert_back.out" "$src/slurm/convert.sbatch" || fail "convert.sbatch mcore-to-hf failed"
+cmp "$out/a/model/tokenizer.json" "$out/hf_back/tokenizer.json" || fail "convert: tokenizer not carried"
+[ -f "$out/hf_back/model.safetensors" ] || ls "$out"/hf_back/*.safetensors >/dev/null || fail "convert: no safetensors"
+echo "convert.sbatch: $(ls "$out/mcore") -> $(ls "$out/hf_back" | tr '\n' ' ')"
+
+echo "== interactive.sh: salloc + srun, 2 ranks, 2 steps"
+SALLOC_ARGS="--cpus-per-task=1" bash "$src/slurm/interactive.sh" 2 --hf-checkpoint "$out/a/model" \
+  --prompt-data "$src/inputs/demo/train.jsonl" --input-key prompt --label-key label --apply-chat-template \
+  --rm-type arithmetic --rollout-batch-size 8 --n-samples-per-prompt 4 --num-rollout 2 --rollout-max-response-len 6 \
+  --actor-num-nodes 1 --actor-num-gpus-per-node 1 --rollout-num-gpus 1 --save "$out/inter" --save-interval 2 \
+  >"$out/interactive.out" 2>&1 ||
+  fail "interactive.sh failed"
+grep -q 'salloc: Granted job allocation' "$out/interactive.out" || fail "interactive.sh: no salloc"
+grep -q 'srun --mpi=pmix --ntasks=2' "$out/interactive.out" || fail "interactive.sh: no srun"
+[ "$(cat "$out/inter/latest_checkpointed_iteration.txt")" = 1 ] || fail "interactive.sh: no checkpoint"
+echo "interactive.sh: salloc -> srun, 2 steps, checkpoint 1"
 echo "slurm_test: passed"
