@@ -11,7 +11,7 @@ DEB_PACKAGES := build-essential cmake pkg-config git rsync \
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev catch2 \
   libtrilinos-kokkos-dev libtrilinos-kokkos-kernels-dev libopenblas-dev \
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev hdf5-tools \
-  slurm-wlm munge
+  slurm-wlm munge gnuplot-nox
 
 .PHONY: all build configure deps fixtures test run bench bench-cpu gpu-test golden docs bundle clean help
 

@@ -87,7 +87,7 @@ slime_launch() {
       [ "$(id -u)" = 0 ] && cmd+=(--allow-run-as-root)
       # mpirun does not pass the caller's environment to remote nodes by itself: name what task.sh needs.
       local v
-      for v in SLIME_TRAINER_RANKS SLIME_COLOCATE SLIME_LOG_DIR OPENBLAS_NUM_THREADS OMP_NUM_THREADS NCCL_NVLS_ENABLE \
+      for v in SLIME_TRAINER_RANKS SLIME_COLOCATE SLIME_LOG_DIR SLIME_PROGRESS OPENBLAS_NUM_THREADS OMP_NUM_THREADS NCCL_NVLS_ENABLE \
                LD_LIBRARY_PATH; do
         [ -n "${!v:-}" ] && cmd+=(-x "$v")
       done
@@ -95,6 +95,8 @@ slime_launch() {
       ;;
     *) slime_log "unknown SLIME_LAUNCHER=$launcher (srun or mpirun)"; return 2 ;;
   esac
+  # A progress bar for rollouts when this shell is on a terminal (a rank cannot tell under srun or mpirun).
+  if [ -z "${SLIME_PROGRESS:-}" ] && [ -t 2 ]; then export SLIME_PROGRESS=1; fi
   slime_log "launch: ${cmd[*]} ${SLIME_TASK_PREFIX:+$SLIME_TASK_PREFIX }$*"
   [ -n "${SLIME_DRY_RUN:-}" ] && return 0  # print the launch only (checking a script's pools off-cluster)
   # shellcheck disable=SC2086

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/debug_rollout.h"
 #include "app/early_exit.h"
 #include "app/pools.h"
 #include "buffer/balance.h"
@@ -29,6 +31,8 @@
 #include "core/timer.h"
 #include "data/data_source.h"
 #include "data/dataset.h"
+#include "obs/tensorboard.h"
+#include "obs/trace.h"
 #include "reward/reward.h"
 #include "rollout/engine.h"
 #include "rollout/engine_options.h"
@@ -152,8 +156,18 @@ class RolloutSide {
       return;
     }
     Stopwatch watch;
+    if (args_.load_debug_rollout_data) {  // replay a saved rollout instead of generating one
+      const std::string path = debug_rollout_path(*args_.load_debug_rollout_data, rollout_id);
+      DebugRollout saved = load_debug_rollout(path, rollout_id, args_.load_debug_rollout_data_subsample);
+      SLIME_INFO("rollout ", rollout_id, ": ", saved.samples.size(), " samples replayed from ", path);
+      saved.metrics["perf/rollout_time"] = watch.seconds();
+      obs::TraceSpan span(obs::process_trace(), "buffer", "put");
+      put_rollout(rollout_id, saved.samples, saved.metrics, ring, consumers);
+      return;
+    }
     std::vector<data::SampleGroup> groups;
     std::map<std::string, double> metrics;
+    obs::TraceSpan generate_span(obs::process_trace(), "rollout", "generate");
     if (is_sft(args_)) {
       groups = rollout::sft_rollout(*source_, *args_.rollout_batch_size, *mask_generator_);
       double tokens = 0;
@@ -168,6 +182,7 @@ class RolloutSide {
       metrics = std::move(out.metrics);
     }
     stop_remote_engines();
+    generate_span.end();
     metrics["perf/rollout_time"] = watch.seconds();
 
     std::vector<buffer::BufferedSample> samples;
@@ -184,6 +199,12 @@ class RolloutSide {
         samples.push_back(std::move(b));
       }
     metrics["rollout/weight_version_min"] = samples.empty() ? 0.0 : min_version;
+    if (args_.save_debug_rollout_data) {
+      const std::string path = debug_rollout_path(*args_.save_debug_rollout_data, rollout_id);
+      obs::TraceSpan span(obs::process_trace(), "rollout", "save_debug_rollout_data");
+      save_debug_rollout(path, rollout_id, DebugRollout{samples, metrics});
+    }
+    obs::TraceSpan put_span(obs::process_trace(), "buffer", "put");
     put_rollout(rollout_id, samples, metrics, ring, consumers);
     release_engine_if_colocated();
   }
@@ -195,6 +216,7 @@ class RolloutSide {
       return;
     }
     Stopwatch watch;
+    obs::TraceSpan span(obs::process_trace(), "rollout", "eval");
     ordered_json results = ordered_json::object();
     start_engine();
     for (const auto& [name, dataset] : eval_datasets_) {
@@ -266,7 +288,8 @@ class RolloutSide {
       SLIME_CHECK(args_.rollout_function_path == kDefaultRolloutFunction, "--rollout-function-path '",
                   args_.rollout_function_path, "' is not supported: use the default (", kDefaultRolloutFunction,
                   ", with --custom-generate-function-path for custom generation) or ", kSftRolloutFunction);
-      SLIME_CHECK(layout_.rollout_ranks > 0, "the rollout function ", kDefaultRolloutFunction,
+      SLIME_CHECK(layout_.rollout_ranks > 0 || args_.load_debug_rollout_data, "the rollout function ",
+                  kDefaultRolloutFunction,
                   " needs rollout engines (--rollout-num-gpus, or --colocate; not --debug-train-only)");
     }
     SLIME_CHECK(eval_datasets_.empty() || layout_.rollout_ranks > 0,
@@ -300,6 +323,7 @@ class RolloutSide {
   }
 
   void serve() {
+    obs::TraceSpan span(obs::process_trace(), "rollout", "serve");
     start_engine();
     rollout::serve_engine(*engine_, comms_.rollout, 0);
     release_engine_if_colocated();
@@ -485,14 +509,31 @@ class MetricsLog {
     else if (args.save) path_ = path_join(*args.save, "metrics.jsonl");
     const std::string dir = std::filesystem::path(path_).parent_path().string();
     if (!dir.empty()) make_directories(dir);
+    if (args.use_tensorboard) {
+      std::string tb_dir;
+      if (args.tb_dir) tb_dir = *args.tb_dir;
+      else if (const char* env = std::getenv("TENSORBOARD_DIR")) tb_dir = env;  // slime's fallback
+      else if (args.save) tb_dir = path_join(*args.save, "tensorboard");
+      SLIME_CHECK(!tb_dir.empty(), "--use-tensorboard: give --tb-dir (or --save, or TENSORBOARD_DIR)");
+      if (args.tb_experiment_name) tb_dir = path_join(tb_dir, *args.tb_experiment_name);
+      tensorboard_ = std::make_unique<obs::TensorBoardWriter>(tb_dir);
+      SLIME_INFO("TensorBoard event file: ", tensorboard_->path());
+    }
   }
 
   // Appends the record; prints it as one line when `print` (--log-interval, evaluations, the first and last step).
-  void write(const ordered_json& record, bool print = true) {
+  // `step` is the TensorBoard step: the rollout id (an evaluation before training uses the first rollout id).
+  void write(const ordered_json& record, int64_t step, bool print = true) {
     if (!writer_) return;
     if (print) {
       std::printf("%s\n", summary(record).c_str());
       std::fflush(stdout);
+    }
+    if (tensorboard_) {
+      std::vector<obs::ScalarValue> values;
+      for (auto it = record.begin(); it != record.end(); ++it)
+        if (it.value().is_number() && it.key() != "rollout_id") values.emplace_back(it.key(), it.value().get<double>());
+      tensorboard_->add_scalars(values, step);
     }
     if (path_.empty()) return;
     std::ofstream out(path_, std::ios::app);
@@ -530,6 +571,7 @@ class MetricsLog {
 
   bool writer_;
   std::string path_;
+  std::unique_ptr<obs::TensorBoardWriter> tensorboard_;
 };
 
 // Per-step training metrics: the mean of each metric over the rollout's optimizer steps.
@@ -540,6 +582,20 @@ void add_train_metrics(const train::RolloutTrainResult& result, ordered_json& re
     for (const auto& [key, value] : step) sums[key] += value;
   for (const auto& [key, sum] : sums) record[key] = sum / static_cast<double>(result.steps.size());
   record["train/steps"] = result.steps.size();
+}
+
+// Closes this rank's trace; rank 0 then joins every rank's file into <dir>/trace.json (Perfetto, chrome://tracing).
+void finish_trace(std::unique_ptr<obs::TraceWriter> trace, const std::string& dir, MPI_Comm world) {
+  obs::set_process_trace(nullptr);
+  trace->close();
+  trace.reset();
+  MPI_Barrier(world);
+  if (comm::rank(world) != 0) return;
+  std::vector<std::string> inputs;
+  for (int r = 0; r < comm::size(world); ++r) inputs.push_back(path_join(dir, cat("trace-rank", r, ".json")));
+  const std::string merged = path_join(dir, "trace.json");
+  const obs::MergeSummary summary = obs::merge_traces(inputs, merged);
+  SLIME_INFO("trace: ", summary.events, " events of ", inputs.size(), " ranks in ", merged);
 }
 
 void merge(ordered_json& into, const ordered_json& from) {
@@ -556,6 +612,19 @@ int run_rl_job(const Args& args, MPI_Comm world) {
   PoolComms comms = PoolComms::create(layout, world);
   const bool trainer_rank = layout.is_trainer(rank);
   const bool rollout_role = layout.is_rollout(rank) || rank == layout.rollout_leader();
+  // --trace-dir: every rank's phases on one timeline (trace-rank<r>.json, merged into trace.json at the end).
+  std::unique_ptr<obs::TraceWriter> trace;
+  if (args.trace_dir) {
+    MPI_Barrier(world);  // the ranks' trace clocks start together
+    obs::reset_trace_epoch();
+    const char* role = trainer_rank && rollout_role ? "trainer + rollout" : trainer_rank ? "trainer" : "rollout";
+    trace = std::make_unique<obs::TraceWriter>(*args.trace_dir, rank, cat("rank ", rank, " (", role, ")"));
+    trace->set_thread_name("main");
+    obs::set_process_trace(trace.get());
+  }
+  struct ClearProcessTrace {  // on any exit (an exception too), before `trace` goes
+    ~ClearProcessTrace() { obs::set_process_trace(nullptr); }
+  } clear_process_trace;
   const int tp = static_cast<int>(args.tensor_model_parallel_size);
   // Engines use the trainer's vocabulary padding, so weight sync moves tensors of the same shapes.
   const model::ModelConfig config = train::resolve_model_config(args, tp);
@@ -623,14 +692,16 @@ int run_rl_job(const Args& args, MPI_Comm world) {
   };
 
   MetricsLog log(args, rank == 0);
+  obs::TraceSpan first_sync_span(trace.get(), "sync", "update_weights");
   const double first_sync = sync_weights(plan.start);
+  first_sync_span.end();
   SLIME_INFO0("weights trainer -> engines (version ", plan.start, ") in ", first_sync, " s");
   if (eval_before_train(args, plan)) {
     if (rollout) rollout->evaluate(plan.start, ring);
     if (rank == 0) {
       ordered_json record = ordered_json::parse(reader.take_eval(plan.start));
       record["phase"] = "eval_before_train";
-      log.write(record);
+      log.write(record, plan.start);
     }
   }
 
@@ -641,6 +712,7 @@ int run_rl_job(const Args& args, MPI_Comm world) {
   int exit_code = 0;
   for (int64_t k = plan.start; k < plan.num_rollout; ++k) {
     Stopwatch step_watch;
+    obs::TraceSpan step_span(trace.get(), "step", cat("step ", k));
     // Rollout side: this step's rollout (sync), or the next one while the trainer trains this one (async).
     if (rollout) {
       if (!args.train_async) rollout->produce(k, ring, consumers);
@@ -653,9 +725,13 @@ int run_rl_job(const Args& args, MPI_Comm world) {
       Stopwatch wait_watch;
       std::string end_text;
       std::vector<std::vector<char>> mine;
-      if (consumer) mine = reader.take_rollout(k, &end_text);
+      {
+        obs::TraceSpan span(trace.get(), "buffer", "take");
+        if (consumer) mine = reader.take_rollout(k, &end_text);
+      }
       const double wait_seconds = wait_watch.seconds();
       std::vector<buffer::BufferedSample> received;
+      obs::TraceSpan gather_span(trace.get(), "buffer", "allgather");
       for (const auto& m : allgather_messages(mine, comms.trainer))
         received.push_back(buffer::decode_sample(m.data(), m.size(), cat("rollout ", k, " sample")));
       std::sort(received.begin(), received.end(),
@@ -663,6 +739,7 @@ int run_rl_job(const Args& args, MPI_Comm world) {
       std::vector<train::TrainSample> samples;
       for (auto& b : received) samples.push_back(std::move(b.sample));
       comm::broadcast(end_text, 0, comms.trainer);
+      gather_span.end();
       const ordered_json end = ordered_json::parse(end_text);
       merge(record, end["metrics"]);
       record["perf/buffer_wait_time"] = wait_seconds;
@@ -670,35 +747,51 @@ int run_rl_job(const Args& args, MPI_Comm world) {
       Stopwatch train_watch;
       train::RolloutTrainResult result;
       {
+        obs::TraceSpan span(trace.get(), "train", "train_rollout");
         RingProgress progress(consumer ? &ring : nullptr, /*enabled=*/args.train_async);
         result = trainer->train_rollout(k, samples);
       }
-      record["perf/train_time"] = train_watch.seconds();
+      const double train_seconds = train_watch.seconds();
+      record["perf/train_time"] = train_seconds;
+      // slime's perf/tokens_per_gpu_per_sec: every token of the rollout over the training time and trainer ranks.
+      double tokens = 0;
+      for (const auto& sample : samples) tokens += static_cast<double>(sample.tokens.size());
+      record["perf/tokens_per_gpu_per_sec"] = tokens / std::max(train_seconds, 1e-9) / layout.trainer_ranks;
       add_train_metrics(result, record);
 
       data_source_state = end["data_source"].get<std::string>();
     }
     if (weights_due(args, k)) {
+      obs::TraceSpan span(trace.get(), "sync", "update_weights");
       const double seconds = sync_weights(k + 1);
       record["perf/update_weights_time"] = seconds;
     }
     if (eval_due(args, plan, k)) {
       if (rollout) rollout->evaluate(k, ring);
+      obs::TraceSpan span(rank == 0 ? trace.get() : nullptr, "buffer", "take_eval");
       if (rank == 0) merge(record, ordered_json::parse(reader.take_eval(k)));
     }
     record["perf/step_time"] = step_watch.seconds();
     // The step's metrics are written before its checkpoint: a job killed in between repeats the step after the
     // restart (the later line wins), and a checkpoint never exists without its step's metrics.
     const bool evaluated = eval_due(args, plan, k);
-    log.write(record, evaluated || k == plan.start || k + 1 == plan.num_rollout || (k + 1) % args.log_interval == 0);
+    log.write(record, k,
+              evaluated || k == plan.start || k + 1 == plan.num_rollout || (k + 1) % args.log_interval == 0);
     const bool save_due = args.save && train::periodic_action_due(args.save_interval, k, plan.num_rollout,
                                                                     plan.rollouts_per_epoch, /*last_rollout_too=*/true);
-    if (trainer && save_due) trainer->save_checkpoint(k, json{{"data_source", data_source_state}});
+    if (trainer && save_due) {
+      obs::TraceSpan span(trace.get(), "save", "checkpoint");
+      trainer->save_checkpoint(k, json{{"data_source", data_source_state}});
+    }
 
     // Early exit (a signal, the time budget, --exit-interval): every rank stops after this step, saved.
     const ExitDecision exit = early_exit.after_step(k, world);
     if (exit.stop && k + 1 < plan.num_rollout) {
-      if (trainer && !save_due) trainer->save_checkpoint(k, json{{"data_source", data_source_state}});
+      if (trace) trace->instant("step", cat("stop: ", exit.reason), nullptr, 'g');
+      if (trainer && !save_due) {
+        obs::TraceSpan span(trace.get(), "save", "checkpoint");
+        trainer->save_checkpoint(k, json{{"data_source", data_source_state}});
+      }
       SLIME_INFO0("stopping after rollout step ", k, " of ", plan.num_rollout, ": ", exit.reason, "; checkpoint ", k,
                   " is in ", *args.save, ", resume with --load ", *args.save, " (exit status ", exit.exit_code, ")");
       exit_code = exit.exit_code;
@@ -711,6 +804,7 @@ int run_rl_job(const Args& args, MPI_Comm world) {
     groups.release();
   }
   comms.release();
+  if (trace) finish_trace(std::move(trace), *args.trace_dir, world);
   return exit_code;
 }
 

@@ -38,6 +38,8 @@ void resolve_checkpoint_to_load(Args& args) {
 }
 
 void validate_cluster(Args& args) {
+  // slime: replaying saved rollouts needs no engines (it forces debug_train_only before the pools are sized).
+  if (args.load_debug_rollout_data) args.debug_train_only = true;
   if (!args.debug_rollout_only) {
     check_positive(args.actor_num_nodes, "--actor-num-nodes");
     check_positive(args.actor_num_gpus_per_node, "--actor-num-gpus-per-node");

@@ -5,6 +5,7 @@
 
 #include "core/dtype.h"
 #include "core/io.h"
+#include "core/progress.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 
@@ -112,4 +113,14 @@ TEST_CASE("make_directories creates parents and reports failures") {
   write_file_atomic("/tmp/slime_core_dirs/file", "x");
   CHECK_THROWS_WITH(make_directories("/tmp/slime_core_dirs/file/sub"), Catch::Contains("/tmp/slime_core_dirs/file"));
   std::system("rm -rf /tmp/slime_core_dirs");
+}
+
+TEST_CASE("Progress renders a bar of done / total and is silent when off") {
+  slime::Progress p("rollout 3", 32, "groups", /*enabled=*/false);
+  CHECK(p.render(0, 0.0, "") == "rollout 3 [....................] 0/32 groups  0.0 s");
+  CHECK(p.render(16, 2.14, "dropped 1") == "rollout 3 [##########..........] 16/32 groups  2.1 s  dropped 1");
+  CHECK(p.render(40, 5.0, "") == "rollout 3 [####################] 40/32 groups  5.0 s");  // over-sampling: clamped bar
+  p.update(5);  // off: draws nothing, no error
+  p.finish();
+  p.finish();
 }

@@ -268,4 +268,11 @@ MergeSummary merge_traces(const std::vector<std::string>& inputs, const std::str
   return summary;
 }
 
+namespace {
+std::atomic<TraceWriter*> g_process_trace{nullptr};
+}  // namespace
+
+TraceWriter* process_trace() { return g_process_trace.load(std::memory_order_acquire); }
+void set_process_trace(TraceWriter* writer) { g_process_trace.store(writer, std::memory_order_release); }
+
 }  // namespace slime::obs

@@ -112,6 +112,11 @@ class TraceSpan {
   std::optional<Open> open_;
 };
 
+// The process's trace (slime-train's --trace-dir), for code deep in the call tree (trainer micro-batches, the
+// rollout engine) that has no writer passed to it; null when tracing is off. Set once at start, cleared at the end.
+TraceWriter* process_trace();
+void set_process_trace(TraceWriter* writer);
+
 // What merge_traces did.
 struct MergeSummary {
   int64_t events = 0;                        // written to the output

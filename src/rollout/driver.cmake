@@ -4,7 +4,7 @@ find_package(Threads REQUIRED)
 add_library(slime_rollout_driver STATIC generate_rollout.cpp dynamic_filter.cpp rollout_options.cpp)
 target_include_directories(slime_rollout_driver PUBLIC ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(slime_rollout_driver PUBLIC slime_rollout slime_generate_plugin slime_data slime_reward
-                      slime_args Threads::Threads)
+                      slime_args slime_obs Threads::Threads)
 
 # Test plug-ins, built the way users build theirs: a two-turn generate plug-in with a tool reply in the middle, and a
 # dynamic sampling filter.

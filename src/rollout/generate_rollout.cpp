@@ -12,7 +12,9 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/progress.h"
 #include "core/timer.h"
+#include "obs/trace.h"
 
 namespace slime::rollout {
 
@@ -357,7 +359,9 @@ struct RolloutGenerator::State {
     reward::RewardModel* rm = &gen.reward_;
     run_job(
         [this, g, i, input, rm]() -> Continuation {
+          obs::TraceSpan span(obs::process_trace(), "rollout", "reward");
           const reward::RewardValue value = rm->score(*input);
+          span.end();
           return [this, g, i, value] {
             set_reward(g->samples[i], value);
             sample_done(g);
@@ -376,6 +380,7 @@ struct RolloutGenerator::State {
     reward::RewardModel* rm = &gen.reward_;
     run_job(
         [this, g, inputs, rm]() -> Continuation {
+          obs::TraceSpan span(obs::process_trace(), "rollout", "group_reward");
           auto values = std::make_shared<std::vector<reward::RewardValue>>(rm->score_group(*inputs));
           SLIME_CHECK(values->size() == inputs->size(), "the group reward returned ", values->size(), " rewards for ",
                       inputs->size(), " samples");
@@ -485,6 +490,7 @@ RolloutOutput RolloutGenerator::generate_rollout(int64_t rollout_id, data::DataS
   RolloutOutput result;
   std::vector<State::Group*> kept, all;
   int64_t dropped = 0;
+  Progress progress(cat("rollout ", rollout_id), target, "groups");
   while (static_cast<int64_t>(kept.size()) < target && st.first_error.empty()) {
     while (remaining < target && st.first_error.empty()) {
       st.guarded([&] {
@@ -514,8 +520,10 @@ RolloutOutput RolloutGenerator::generate_rollout(int64_t rollout_id, data::DataS
         continue;
       }
       kept.push_back(g);
+      progress.update(static_cast<int64_t>(kept.size()), dropped > 0 ? cat("dropped ", dropped) : std::string());
     }
   }
+  progress.finish();
   // Enough groups: abort the surplus and wait until every request and worker has come back.
   st.begin_abort();
   st.drain();

@@ -5,7 +5,7 @@ add_library(slime_train STATIC
 )
 target_include_directories(slime_train PUBLIC ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(slime_train PUBLIC slime_model slime_comm slime_checkpoint slime_args slime_train_optimizer
-                      slime_train_loss slime_train_schedule)
+                      slime_train_loss slime_train_schedule slime_obs)
 
 slime_add_test(NAME trainer_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/trainer_test.cpp LIBS slime_train NP 2 TIMEOUT 600)
 slime_add_test(NAME trainer_sanity_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/trainer_sanity_test.cpp LIBS slime_train)

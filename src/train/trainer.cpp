@@ -8,6 +8,7 @@
 
 #include "ckpt/checkpoint.h"
 #include "comm/mpi_utils.h"
+#include "obs/trace.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -411,7 +412,10 @@ Trainer::RolloutData Trainer::prepare(const std::vector<TrainSample>& samples, M
     d.ref_logprobs.assign(N, 0.0f);
     Tensor actor = model_->params().flat_values().clone();
     std::memcpy(model_->params().flat_values().raw(), reference_values_.raw(), actor.nbytes());
-    forward_only(samples, my_micro_batches, d.offsets, &d.ref_logprobs, nullptr);
+    {
+      obs::TraceSpan span(obs::process_trace(), "train", "ref_log_probs");
+      forward_only(samples, my_micro_batches, d.offsets, &d.ref_logprobs, nullptr);
+    }
     std::memcpy(model_->params().flat_values().raw(), actor.raw(), actor.nbytes());
     dp.allreduce_sum(d.ref_logprobs.data(), N);
   }
@@ -419,6 +423,7 @@ Trainer::RolloutData Trainer::prepare(const std::vector<TrainSample>& samples, M
     d.old_logprobs = d.rollout_logprobs;
   } else {
     d.old_logprobs.assign(N, 0.0f);
+    obs::TraceSpan span(obs::process_trace(), "train", "old_log_probs");
     forward_only(samples, my_micro_batches, d.offsets, &d.old_logprobs, nullptr);
     dp.allreduce_sum(d.old_logprobs.data(), N);
   }
@@ -512,7 +517,10 @@ Metrics Trainer::accumulate_step_gradients(const RolloutData& d, const StepSched
       rb.denominators.push_back(d.denominators[i]);
     }
     Tensor lp, ent;
+    obs::TraceSpan forward_span(obs::process_trace(), "train", "forward");
+    forward_span.arg("tokens", p.batch.num_tokens());
     model_->forward(p.batch, p.targets, temperature, &lp, &ent);
+    forward_span.end();
     std::vector<float> resp_lp(p.response_pos.size()), resp_ent(p.response_pos.size());
     for (size_t k = 0; k < p.response_pos.size(); ++k) {
       resp_lp[k] = lp.data<float>()[p.response_pos[k]];
@@ -526,7 +534,10 @@ Metrics Trainer::accumulate_step_gradients(const RolloutData& d, const StepSched
       dlp[p.response_pos[k]] = loss.dlogprobs[k];
       if (!loss.dentropy.empty()) dent[p.response_pos[k]] = loss.dentropy[k];
     }
-    model_->backward(Tensor::from_vector(dlp, {T}), Tensor::from_vector(dent, {T}));
+    {
+      obs::TraceSpan span(obs::process_trace(), "train", "backward");
+      model_->backward(Tensor::from_vector(dlp, {T}), Tensor::from_vector(dent, {T}));
+    }
     for (const auto& [name, value] : loss.metrics) metrics["train/" + name] += value;  // includes "loss"
   }
   // Metrics are already scaled to the global step: sum them over the DP ranks. Every rank must hold the same keys
@@ -610,7 +621,9 @@ RolloutTrainResult Trainer::train_rollout(int64_t rollout_id, const std::vector<
     if (actor_trains) {
       for (const auto& [name, value] : accumulate_step_gradients(data, step)) metrics[name] = value;
       const double lr = scheduler_->lr(), wd = scheduler_->weight_decay();
+      obs::TraceSpan span(obs::process_trace(), "train", "optimizer");
       const OptimizerStepResult opt = optimizer_->step(lr, wd);
+      span.end();
       if (!opt.skipped) scheduler_->step(step.num_rollouts);
       metrics["train/grad_norm"] = opt.grad_norm;
       metrics["train/lr"] = lr;
