@@ -21,7 +21,7 @@ root="$out_dir/slime-hpc"
 rm -rf "$root"
 mkdir -p "$root/bin" "$root/libexec" "$root/lib"
 
-programs=(slime-train slime-generate slime-convert)
+programs=(slime-train slime-generate slime-convert slime-report)
 binaries=()
 for p in "${programs[@]}"; do
   [[ -x "$build_dir/$p" ]] || { echo "make_bundle.sh: $build_dir/$p not built (run make first)" >&2; exit 1; }

@@ -12,8 +12,10 @@
 # Cost model (2 cores, OPENBLAS_NUM_THREADS=1, 1 + 1 ranks): SFT 900 steps x 32 conversations x ~20 tokens at ~10k
 # tokens/s -> ~70 s; GRPO 200 steps x 256 samples (32 prompts x 8) x ~18 tokens: rollout ~0.2 s + train ~0.7 s per
 # step -> ~3 min; 6 evaluations of 512 samples, ~0.3 s each. Memory: well under 1 GB per rank.
-# Output: RUN_DIR/model (random init), RUN_DIR/sft and RUN_DIR/rl (HDF5 checkpoints, metrics.jsonl), and a
-# summary line "demo: eval accuracy A after SFT -> B after GRPO (+G points)".
+# Output: RUN_DIR/model (random init), RUN_DIR/sft and RUN_DIR/rl (HDF5 checkpoints, metrics.jsonl, TensorBoard
+# events in rl/tensorboard, the timeline in rl/trace/trace.json, plots and summary.md in rl/report from
+# slime-report when gnuplot is installed), and a summary line "demo: eval accuracy A after SFT -> B after GRPO
+# (+G points)".
 # Both phases resume from their checkpoints: run the same command again after an interruption. Stopped by a
 # preemption signal (slurm/lib.sh), a phase saves and this script exits 75 (resumable).
 set -euo pipefail
@@ -66,7 +68,8 @@ slime_launch "$ranks" "$build/slime-train" "${common[@]}" --ref-load "$run/sft" 
   --save-interval "${EVAL_EVERY:-40}" --prompt-data "$data/train.jsonl" --input-key prompt --label-key label \
   --advantage-estimator grpo --rollout-batch-size 32 --n-samples-per-prompt 8 --micro-batch-size $((256 / trainers)) \
   --num-rollout "$grpo_steps" --lr 3e-4 --lr-warmup-iters 10 --eps-clip 0.2 --eps-clip-high 0.28 \
-  --eval-interval "${EVAL_EVERY:-40}" --log-interval 10 ${EXTRA:-} > >(grep -v '^  ') || status=$?
+  --eval-interval "${EVAL_EVERY:-40}" --log-interval 10 --use-tensorboard --trace-dir "$run/rl/trace" ${EXTRA:-} \
+  > >(grep -v '^  ') || status=$?
 [ "$status" = 0 ] || exit "$status"
 
 python3 - "$run/rl/metrics.jsonl" "$(( $(date +%s) - start ))" <<'PY'
@@ -77,3 +80,6 @@ first, last = evals[0], evals[-1]
 print(f"demo: eval accuracy {100*first:.1f}% after SFT -> {100*last:.1f}% after GRPO ({100*(last-first):+.1f} points) "
       f"in {sys.argv[2]} s")
 PY
+if [ -x "$build/slime-report" ] && command -v gnuplot >/dev/null; then
+  "$build/slime-report" "$run/rl" >/dev/null && echo "demo: plots and summary in $run/rl/report (slime-report)"
+fi

@@ -7,7 +7,8 @@
 #       phase (rollout generate / reward / eval, buffer put / take, train forward / backward / optimizer and the
 #       log-prob passes, weight sync, checkpoint save);
 #   --save-debug-rollout-data, then --load-debug-rollout-data on the trainer alone: every train/* metric of every
-#       step equals the original run's bit for bit; a missing file is a clear error.
+#       step equals the original run's bit for bit; a missing file is a clear error;
+#   --debug-rollout-only (2 engines, no trainer) saving rollouts that a trainer-only run then trains on.
 # Usage: observability_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$1
@@ -42,6 +43,26 @@ echo "== replay of a missing file"
 if "${mpi[@]}" -np 1 "$build/slime-train" "${grpo[@]}" --load-debug-rollout-data "$out/nowhere/r_{rollout_id}.bin" \
   >"$out/missing.log" 2>&1; then echo "a missing rollout file was accepted"; exit 1; fi
 grep -o "no such debug rollout file[^)]*)" "$out/missing.log" | head -1
+
+echo "== slime's split debugging: --debug-rollout-only on 2 engines saves 2 rollouts, a trainer replays them"
+"${mpi[@]}" -np 2 "$build/slime-train" "${grpo[@]}" --num-rollout 2 --debug-rollout-only --rollout-num-gpus 2 \
+  --metrics-file "$out/rollout_only/metrics.jsonl" --save-debug-rollout-data "$out/ro/r_{rollout_id}.bin" \
+  >"$out/rollout_only.log" 2>&1 || { tail -30 "$out/rollout_only.log"; exit 1; }
+grep -q 'debug-rollout-only, 2 rollout engine(s), no trainer' "$out/rollout_only.log"
+"${mpi[@]}" -np 1 "$build/slime-train" "${grpo[@]}" --num-rollout 2 --load-debug-rollout-data "$out/ro/r_{rollout_id}.bin" \
+  --metrics-file "$out/ro_train/metrics.jsonl" >"$out/ro_train.log" 2>&1 || { tail -30 "$out/ro_train.log"; exit 1; }
+python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+gen = [json.loads(l) for l in open(f"{out}/rollout_only/metrics.jsonl") if '"rollout_id"' in l]
+train = [json.loads(l) for l in open(f"{out}/ro_train/metrics.jsonl") if '"rollout_id"' in l]
+assert len(gen) == 2 and not any(k.startswith("train/") for r in gen for k in r), "rollout-only run trained?"
+assert len(train) == 2 and all("train/loss" in r for r in train), "replay did not train"
+for g, t in zip(gen, train):  # the replayed rollout's metrics are the saved ones
+    assert g["rollout/raw_reward"] == t["rollout/raw_reward"], (g, t)
+print(f"rollout only: rewards {[g['rollout/raw_reward'] for g in gen]}; replayed and trained: losses "
+      f"{[t['train/loss'] for t in train]}")
+PY
 
 python3 "$src/regression/obs/read_tfevents.py" "$out"/run/tensorboard/events.out.tfevents.* >"$out/tb.json"
 python3 - "$out" <<'PY'

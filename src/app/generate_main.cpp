@@ -118,20 +118,6 @@ class MetadataOnlyReward : public reward::RewardModel {
   std::unique_ptr<reward::RewardModel> inner_;
 };
 
-// The weights' source, in slime-train's order of precedence.
-std::string weights_source(const Args& args, std::optional<int64_t>& step) {
-  if (args.load && ckpt::find_checkpoint(*args.load, args.ckpt_step)) {
-    step = args.ckpt_step;
-    return *args.load;
-  }
-  if (args.ref_load) {
-    step = args.ref_ckpt_step;
-    return *args.ref_load;
-  }
-  SLIME_CHECK(args.hf_checkpoint, "no weights: give --hf-checkpoint (and --load for an HDF5 checkpoint)");
-  return *args.hf_checkpoint;
-}
-
 void print_single(const data::Sample& s, const tokenizer::Tokenizer& tok, bool show_logprobs) {
   std::printf("--- sample %lld (%s, %lld tokens, reward %g) ---\n%s\n", static_cast<long long>(s.index),
               data::status_name(s.status), static_cast<long long>(s.response_length), s.reward, s.response.c_str());
@@ -162,7 +148,7 @@ int run(int argc, char** argv) {
   model::ModelConfig config = train::resolve_model_config(args, 1);
   model::Decoder decoder(config);
   std::optional<int64_t> step;
-  const std::string source = weights_source(args, step);
+  const std::string source = train::weights_source(args, step);
   train::load_model_weights(source, step, decoder, comm::ParallelGroups::single());
   const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_file(path_join(*args.hf_checkpoint, "tokenizer.json"));
   std::optional<tokenizer::ChatTemplate> chat;

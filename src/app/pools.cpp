@@ -16,15 +16,14 @@ int PoolLayout::rollout_leader() const { return rollout_ranks > 0 ? rollout_worl
 std::string PoolLayout::describe() const {
   std::string s = cat(world_size, " ranks: trainer pool ", trainer_ranks, " rank(s)");
   if (rollout_ranks == 0) return s + ", no rollout engines (trainer rank 0 runs the rollout function)";
+  if (trainer_ranks == 0)
+    return cat(world_size, " ranks: --debug-rollout-only, ", num_engines(), " rollout engine(s), no trainer");
   if (colocate) return s + cat(", colocated with ", num_engines(), " rollout engine(s) of ", engine_size, " rank(s)");
   return s + cat(" [0, ", trainer_ranks, "), rollout pool ", rollout_ranks, " rank(s) [", trainer_ranks, ", ",
                  trainer_ranks + rollout_ranks, ") = ", num_engines(), " engine(s) of ", engine_size, " rank(s)");
 }
 
 PoolLayout plan_pools(const Args& args, int world_size) {
-  SLIME_CHECK(!args.debug_rollout_only,
-              "--debug-rollout-only is not supported by this build's slime-train (use slime-generate to run the "
-              "rollout side alone)");
   PoolLayout p;
   p.world_size = world_size;
   const int64_t trainers = args.actor_num_nodes * args.actor_num_gpus_per_node;
@@ -35,6 +34,13 @@ PoolLayout plan_pools(const Args& args, int world_size) {
   p.colocate = args.colocate;
   SLIME_CHECK(p.engine_size == 1, "--rollout-num-gpus-per-engine ", p.engine_size,
               ": the CPU rollout engine runs on one rank; tensor-parallel engines need the CUDA backend");
+  if (args.debug_rollout_only) {  // slime: no trainer, every rank an engine
+    p.trainer_ranks = 0;
+    SLIME_CHECK(world_size == p.rollout_ranks, "world size ", world_size, " does not match the options: "
+                "--debug-rollout-only with --rollout-num-gpus ", rollout, " needs ", rollout, " ranks (mpirun -np ",
+                rollout, ")");
+    return p;
+  }
   const std::string asked = cat("--actor-num-nodes ", args.actor_num_nodes, " x --actor-num-gpus-per-node ",
                                 args.actor_num_gpus_per_node, " = ", trainers, " trainer rank(s)");
   if (p.colocate) {

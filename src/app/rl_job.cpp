@@ -133,6 +133,16 @@ class RolloutSide {
 
   bool leader() const { return leader_; }
   model::Decoder* engine_model() { return engine_model_.get(); }
+
+  // --debug-rollout-only: no trainer sends weights, so each engine reads them (train::weights_source's order).
+  void load_engine_weights() {
+    if (!engine_model_) return;
+    std::optional<int64_t> step;
+    const std::string source = train::weights_source(args_, step);
+    train::load_model_weights(source, step, *engine_model_, comm::ParallelGroups::single());
+    SLIME_INFO0("--debug-rollout-only: engines use the weights of ", source);
+    weights_updated(0);
+  }
   data::DataSource& source() { return *source_; }
 
   // The leader: the run's length from the dataset (--num-epoch) or --num-rollout.
@@ -346,7 +356,8 @@ class RolloutSide {
     end["data_source"] = source_->state().dump();  // saved with the trainer's checkpoint of this rollout
     const std::string end_text = end.dump();
     for (int c = 0; c < consumers; ++c) {
-      const bool sequential = layout_.colocate || layout_.rollout_ranks == 0;
+      // (--debug-rollout-only: rank 0 is the leader and the only consumer.)
+      const bool sequential = layout_.colocate || layout_.rollout_ranks == 0 || layout_.trainer_ranks == 0;
       int64_t share_bytes = 0;
       std::vector<std::vector<char>> encoded;
       for (int64_t i : parts[static_cast<size_t>(c)]) {
@@ -638,7 +649,7 @@ int run_rl_job(const Args& args, MPI_Comm world) {
   }
   Plan plan;
   std::string source_state;
-  if (rank == 0) {
+  if (rank == 0 && trainer) {
     plan.start = trainer->start_rollout_id();
     const json& extra = trainer->loaded_extra();
     if (extra.contains("data_source")) source_state = extra["data_source"].get<std::string>();
@@ -663,26 +674,31 @@ int run_rl_job(const Args& args, MPI_Comm world) {
               plan.start > 0 ? cat(" (resumed from ", *args.load, ")") : std::string());
 
   // The data buffer: one ring per data-parallel trainer rank (its tensor-parallel rank 0), the leader produces.
-  const int consumers = layout.trainer_ranks / tp;
+  // --debug-rollout-only: no trainer; rank 0 (the leader) takes its own rollouts back to log them.
+  const bool rollout_only = layout.trainer_ranks == 0;
+  const int consumers = rollout_only ? 1 : layout.trainer_ranks / tp;
   std::vector<int> consumer_ranks;
   for (int c = 0; c < consumers; ++c) consumer_ranks.push_back(c * tp);
   buffer::RmaRing ring(world, consumer_ranks, ring_capacity(args, config, consumers));
-  const bool consumer = trainer_rank && groups.tp.rank == 0;
+  const bool consumer = (trainer_rank && groups.tp.rank == 0) || (rollout_only && rank == 0);
+  if (rollout_only && rollout) rollout->load_engine_weights();
   BufferReader reader(consumer ? &ring : nullptr);
 
   // Weight sync: trainer -> every engine.
   const bool receiver = rollout && rollout->engine_model();
-  sync::WeightSync weight_sync(world, trainer_rank, receiver, args.update_weight_buffer_size,
-                               trainer_rank ? groups.pool.rank : -1);
-  const bool have_engines = layout.rollout_ranks > 0;
+  const bool have_engines = layout.rollout_ranks > 0 && !rollout_only;  // weights flow trainer -> engines
+  std::optional<sync::WeightSync> weight_sync;
+  if (have_engines)
+    weight_sync.emplace(world, trainer_rank, receiver, args.update_weight_buffer_size,
+                        trainer_rank ? groups.pool.rank : -1);
   auto sync_weights = [&](int64_t version) -> double {
     if (!have_engines) return 0.0;
-    const sync::SyncStats stats = weight_sync.sync(trainer ? &trainer->model() : nullptr, trainer ? &groups : nullptr,
+    const sync::SyncStats stats = weight_sync->sync(trainer ? &trainer->model() : nullptr, trainer ? &groups : nullptr,
                                                    receiver ? rollout->engine_model() : nullptr, version);
     if (rollout) rollout->weights_updated(version);
     if (args.check_weight_update_equal) {
       std::string report;
-      const bool equal = weight_sync.check_weights_equal(trainer ? &trainer->model() : nullptr,
+      const bool equal = weight_sync->check_weights_equal(trainer ? &trainer->model() : nullptr,
                                                          trainer ? &groups : nullptr,
                                                          receiver ? rollout->engine_model() : nullptr, &report);
       SLIME_CHECK(equal, "--check-weight-update-equal: after the sync of version ", version, ": ", report);
@@ -695,7 +711,7 @@ int run_rl_job(const Args& args, MPI_Comm world) {
   obs::TraceSpan first_sync_span(trace.get(), "sync", "update_weights");
   const double first_sync = sync_weights(plan.start);
   first_sync_span.end();
-  SLIME_INFO0("weights trainer -> engines (version ", plan.start, ") in ", first_sync, " s");
+  if (have_engines) SLIME_INFO0("weights trainer -> engines (version ", plan.start, ") in ", first_sync, " s");
   if (eval_before_train(args, plan)) {
     if (rollout) rollout->evaluate(plan.start, ring);
     if (rank == 0) {
@@ -760,8 +776,13 @@ int run_rl_job(const Args& args, MPI_Comm world) {
       add_train_metrics(result, record);
 
       data_source_state = end["data_source"].get<std::string>();
+    } else if (rollout_only && rank == 0) {  // log the rollout (its samples were saved by the leader, if asked)
+      std::string end_text;
+      obs::TraceSpan span(trace.get(), "buffer", "take");
+      reader.take_rollout(k, &end_text);
+      merge(record, ordered_json::parse(end_text)["metrics"]);
     }
-    if (weights_due(args, k)) {
+    if (have_engines && weights_due(args, k)) {
       obs::TraceSpan span(trace.get(), "sync", "update_weights");
       const double seconds = sync_weights(k + 1);
       record["perf/update_weights_time"] = seconds;

@@ -226,6 +226,19 @@ void Trainer::load_weights(const std::string& source, std::optional<int64_t> ste
   load_model_weights(source, step, model, groups_, skip);
 }
 
+std::string weights_source(const Args& args, std::optional<int64_t>& step) {
+  if (args.load && ckpt::find_checkpoint(*args.load, args.ckpt_step)) {
+    step = args.ckpt_step;
+    return *args.load;
+  }
+  if (args.ref_load) {
+    step = args.ref_ckpt_step;
+    return *args.ref_load;
+  }
+  SLIME_CHECK(args.hf_checkpoint, "no weights: give --hf-checkpoint (and --load for an HDF5 checkpoint)");
+  return *args.hf_checkpoint;
+}
+
 void load_model_weights(const std::string& source, std::optional<int64_t> step, model::Decoder& model,
                         const comm::ParallelGroups& groups, const std::vector<std::string>& skip) {
   if (is_hf_dir(source)) {

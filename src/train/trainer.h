@@ -138,6 +138,10 @@ bool periodic_action_due(std::optional<int64_t> interval, int64_t rollout_id, in
 // checkpoint; the vocabulary padded as Megatron does (or --padded-vocab-size / the checkpoint's padding).
 model::ModelConfig resolve_model_config(const Args& args, int tensor_parallel_size);
 
+// Where the weights of a job that does not train come from, in slime-train's order of precedence: the newest (or
+// --ckpt-step) checkpoint of --load, else --ref-load (step --ref-ckpt-step), else --hf-checkpoint. Sets `step`.
+std::string weights_source(const Args& args, std::optional<int64_t>& step);
+
 // Weights only (no optimizer), from a HF model directory or a checkpoint root (its tracker's iteration, or `step`);
 // collective over groups.pool for a checkpoint. Parameters named in `skip` are left as they are.
 void load_model_weights(const std::string& source, std::optional<int64_t> step, model::Decoder& model,
