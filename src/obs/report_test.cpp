@@ -13,27 +13,14 @@
 
 #include "core/error.h"
 #include "core/io.h"
+#include "obs/obs_test_util.h"
 
 using namespace slime::obs;
 using Catch::Matchers::Contains;
 
-namespace {
+using slime::obs::testing::TempDir;
 
-struct TempDir {
-  std::string path;
-  explicit TempDir(const char* name) : path(std::string("/tmp/slime_report_test_") + name + ".XXXXXX") {
-    REQUIRE(::mkdtemp(path.data()) != nullptr);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    const std::string file = slime::path_join(path, name);
-    slime::write_file_atomic(file, text);
-    return file;
-  }
-};
+namespace {
 
 // Steps 0..6 and an evaluation before training. Step 1 is written twice (the second line, after a blank line,
 // wins: reward 0.3 not 0.2, eval 0.75 not 0.5, tokens/s 3000 not 2000). Step 4 has no perf metrics, step 6 no

@@ -13,25 +13,16 @@
 
 #include "core/error.h"
 #include "core/io.h"
+#include "obs/obs_test_util.h"
 #include "obs/trace.h"
 
 using namespace slime::obs;
 using Catch::Matchers::Contains;
 using nlohmann::json;
 
-namespace {
+using slime::obs::testing::TempDir;
 
-// A fresh directory under /tmp, removed with everything in it when the test case ends.
-struct TempDir {
-  std::string path;
-  explicit TempDir(const char* name) : path(std::string("/tmp/slime_obs_test_") + name + ".XXXXXX") {
-    REQUIRE(::mkdtemp(path.data()) != nullptr);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-};
+namespace {
 
 std::vector<json> events_with(const json& trace, const std::string& ph, const std::string& name = "") {
   std::vector<json> found;
