@@ -2,6 +2,10 @@
 // format document (name, cat, ph, ts, dur, pid, tid, args); nlohmann::json quotes strings and serializes args.
 #include "obs/trace.h"
 
+#ifdef SLIME_HAVE_NVTX
+#include <nvtx3/nvToolsExt.h>
+#endif
+
 #include <unistd.h>
 
 #include <atomic>
@@ -160,6 +164,11 @@ void TraceWriter::close() {
 
 void TraceSpan::start(std::string_view category, std::string_view name, nlohmann::json args) {
   open_.emplace(Open{std::string(category), std::string(name), std::move(args), trace_thread_id(), 0});
+#ifdef SLIME_HAVE_NVTX
+  // The same span as an NVTX range, for Nsight Systems (`nsys profile mpirun ... slime-train --trace-dir D`):
+  // header-only NVTX, a no-op unless a profiler is attached.
+  nvtxRangePushA((open_->category + "/" + open_->name).c_str());
+#endif
   open_->start_us = trace_now_us();
 }
 
@@ -168,6 +177,9 @@ void TraceSpan::end() {
   TraceWriter* writer = writer_;
   writer_ = nullptr;
   const int64_t end_us = trace_now_us();
+#ifdef SLIME_HAVE_NVTX
+  nvtxRangePop();
+#endif
   try {
     writer->complete(open_->category, open_->name, open_->start_us, end_us - open_->start_us, open_->args,
                      open_->tid);
