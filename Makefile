@@ -55,7 +55,10 @@ bench-cpu: build
 	$(BUILD)/regression/bench_cpu
 	$(BUILD)/regression/bench_rollout_cpu
 
+# On a GPU machine also the CUDA GEMM benchmark (torch's numbers: python3 regression/bench/bench_torch_gemm.py).
 bench: bench-cpu
+	@if [ -x $(BUILD)/regression/bench_cuda_gemm ] && nvidia-smi -L >/dev/null 2>&1; then \
+	  $(BUILD)/regression/bench_cuda_gemm; fi
 
 gpu-test: build
 	cd $(BUILD) && ctest --output-on-failure --label-regex gpu

@@ -617,6 +617,8 @@ void merge(ordered_json& into, const ordered_json& from) {
 
 int run_rl_job(const Args& args, MPI_Comm world) {
   const EarlyExit early_exit(args);  // first: a signal from now on is recorded instead of killing the rank
+  SLIME_CHECK(!args.save_debug_train_data, "--save-debug-train-data is not supported by this build's slime-train: "
+              "save the rollouts with --save-debug-rollout-data and replay a step with --load-debug-rollout-data");
   const int rank = comm::rank(world);
   const PoolLayout layout = plan_pools(args, comm::size(world));
   SLIME_INFO0(layout.describe(), args.train_async ? ", asynchronous loop" : ", synchronous loop");

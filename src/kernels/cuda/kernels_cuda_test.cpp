@@ -11,7 +11,10 @@
 #include "core/dtype.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/ops.h"
 
@@ -124,6 +127,104 @@ TEST_CASE("rmsnorm forward and backward match the CPU reference") {
       CHECK(err_rstd <= 1e-5);
       CHECK(err_dx <= tol);
       CHECK(err_dw <= tol);
+    }
+  }
+}
+
+TEST_CASE("gemm (cuBLASLt) matches the CPU reference for every transpose and precision") {
+  static GpuSetup setup;
+  struct Shape {
+    int64_t M, N, K;
+  };
+  // Odd sizes, a Qwen2.5-0.5B linear (896 -> 4864) on 128 tokens, and a skinny K.
+  for (Shape s : {Shape{1, 1, 1}, Shape{37, 53, 71}, Shape{128, 4864, 896}, Shape{256, 64, 8}}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool ta = variant & 1, tb = variant & 2;
+      for (auto [in, out] : std::vector<std::pair<cuda::Precision, cuda::Precision>>{
+               {cuda::Precision::F32, cuda::Precision::F32},
+               {cuda::Precision::BF16, cuda::Precision::BF16},
+               {cuda::Precision::BF16, cuda::Precision::F32}}) {
+        const bool bf16_out = out == cuda::Precision::BF16;
+        const std::vector<float> a = as_stored(random_floats(s.M * s.K), in);
+        const std::vector<float> b = as_stored(random_floats(s.K * s.N), in);
+        const std::vector<float> c0 = as_stored(random_floats(s.M * s.N), out);
+        const float alpha = 0.75f, beta = 0.5f;  // beta != 0: accumulation into C is checked too
+        std::vector<float> ref = c0;
+        cpu::gemm<float>(ta, tb, s.M, s.N, s.K, alpha, a.data(), b.data(), beta, ref.data());
+        Tensor da = upload(a, in), db = upload(b, in), dc = upload(c0, out);
+        cuda::gemm(in, out, ta, tb, s.M, s.N, s.K, alpha, da.raw(), db.raw(), beta, dc.raw(), nullptr);
+        cuda::synchronize();
+        const double err = relative_error(download(dc), ref);
+        const double tol = in == cuda::Precision::F32 ? 1e-5 : bf16_out ? 1e-2 : 1e-3;
+        INFO("gemm " << (ta ? "T" : "N") << (tb ? "T" : "N") << " " << s.M << "x" << s.N << "x" << s.K << " in "
+                     << (in == cuda::Precision::BF16 ? "bf16" : "fp32") << " out " << (bf16_out ? "bf16" : "fp32")
+                     << ": rel err " << err);
+        CHECK(err <= tol);
+        if (variant == 0 && s.M == 128)
+          std::printf("gemm NN 128x4864x896 %s->%s: rel err %.2e\n", in == cuda::Precision::BF16 ? "bf16" : "fp32",
+                      bf16_out ? "bf16" : "fp32", err);
+      }
+    }
+  }
+}
+
+TEST_CASE("swiglu forward and backward match the CPU reference") {
+  static GpuSetup setup;
+  for (cuda::Precision precision : {cuda::Precision::F32, cuda::Precision::BF16}) {
+    for (auto [tokens, ffn] : std::vector<std::pair<int64_t, int64_t>>{{1, 3}, {77, 4864}, {300, 129}}) {
+      const bool bf16 = precision == cuda::Precision::BF16;
+      const std::vector<float> gu = as_stored(random_floats(tokens * 2 * ffn, 2.0f), precision);
+      const std::vector<float> dout = as_stored(random_floats(tokens * ffn), precision);
+      std::vector<float> ref_out(tokens * ffn), ref_dgu(tokens * 2 * ffn);
+      cpu::swiglu_forward<float>(gu.data(), ref_out.data(), tokens, ffn);
+      cpu::swiglu_backward<float>(gu.data(), dout.data(), ref_dgu.data(), tokens, ffn);
+      Tensor d_gu = upload(gu, precision), d_dout = upload(dout, precision);
+      Tensor d_out = upload(std::vector<float>(tokens * ffn), precision);
+      Tensor d_dgu = upload(std::vector<float>(tokens * 2 * ffn), precision);
+      cuda::fill_bytes(d_out.raw(), 0xff, d_out.nbytes());
+      cuda::fill_bytes(d_dgu.raw(), 0xff, d_dgu.nbytes());
+      cuda::swiglu_forward(precision, d_gu.raw(), d_out.raw(), tokens, ffn, nullptr);
+      cuda::swiglu_backward(precision, d_gu.raw(), d_dout.raw(), d_dgu.raw(), tokens, ffn, nullptr);
+      cuda::synchronize();
+      const double err_out = relative_error(download(d_out), ref_out);
+      const double err_d = relative_error(download(d_dgu), ref_dgu);
+      std::printf("swiglu %s [%lld, %lld]: out %.2e dgate_up %.2e\n", bf16 ? "bf16" : "fp32",
+                  static_cast<long long>(tokens), static_cast<long long>(ffn), err_out, err_d);
+      CHECK(err_out <= (bf16 ? 1e-2 : 1e-5));
+      CHECK(err_d <= (bf16 ? 1e-2 : 1e-5));
+    }
+  }
+}
+
+TEST_CASE("rope forward and inverse match the CPU reference") {
+  static GpuSetup setup;
+  for (cuda::Precision precision : {cuda::Precision::F32, cuda::Precision::BF16}) {
+    for (auto [heads, tokens, head_dim] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+             {1, 1, 2}, {14, 333, 64}, {2, 4096, 128}}) {
+      const bool bf16 = precision == cuda::Precision::BF16;
+      const int64_t half = head_dim / 2;
+      std::vector<float> inv_freq(half);
+      for (int64_t i = 0; i < half; ++i) inv_freq[i] = std::pow(1e6f, -2.0f * i / head_dim);
+      std::vector<int64_t> positions(tokens);
+      Rng rng(fresh_seed());
+      for (int64_t t = 0; t < tokens; ++t) positions[t] = static_cast<int64_t>(rng.uniform() * 32768);  // packed
+      std::vector<float> cos(tokens * half), sin(tokens * half);
+      cpu::rope_tables<float>(inv_freq.data(), half, positions.data(), tokens, cos.data(), sin.data());
+      const std::vector<float> x = as_stored(random_floats(heads * tokens * head_dim), precision);
+      for (bool inverse : {false, true}) {
+        std::vector<float> ref = x;
+        cpu::rope_apply<float>(ref.data(), cos.data(), sin.data(), heads, tokens, head_dim, inverse);
+        Tensor dx = upload(x, precision), dcos = upload(cos, cuda::Precision::F32),
+               dsin = upload(sin, cuda::Precision::F32);
+        cuda::rope_apply(precision, dx.raw(), dcos.data<float>(), dsin.data<float>(), heads, tokens, head_dim,
+                         inverse, nullptr);
+        cuda::synchronize();
+        const double err = relative_error(download(dx), ref);
+        std::printf("rope %s%s [%lld, %lld, %lld]: %.2e\n", bf16 ? "bf16" : "fp32", inverse ? " inverse" : "",
+                    static_cast<long long>(heads), static_cast<long long>(tokens), static_cast<long long>(head_dim),
+                    err);
+        CHECK(err <= (bf16 ? 1e-2 : 1e-5));
+      }
     }
   }
 }

@@ -17,4 +17,21 @@ void rmsnorm_forward(Precision precision, const void* x, const float* weight, fl
 void rmsnorm_backward(Precision precision, const void* x, const float* weight, const float* rstd, const void* dy,
                       void* dx, float* dweight, int64_t rows, int64_t n, cudaStream_t stream);
 
+// gemm.cu — C[M, N] = alpha * op(A) @ op(B) + beta * C, row-major and contiguous like cpu::gemm: op(A) is A [M, K]
+// or, with trans_a, A^T of A stored [K, M]; likewise op(B) is B [K, N] or B^T of B stored [N, K]. A and B in `in`,
+// C in `out` (bf16 inputs with an fp32 C accumulate gradients in fp32); fp32 accumulation (cuBLASLt).
+void gemm(Precision in, Precision out, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+          const void* A, const void* B, float beta, void* C, cudaStream_t stream);
+
+// swiglu_rope.cu — gate_up [T, 2F] (gate | up per token) -> out [T, F] = silu(gate) * up.
+void swiglu_forward(Precision precision, const void* gate_up, void* out, int64_t tokens, int64_t ffn,
+                    cudaStream_t stream);
+// dgate_up [T, 2F] (overwritten) from dout [T, F].
+void swiglu_backward(Precision precision, const void* gate_up, const void* dout, void* dgate_up, int64_t tokens,
+                     int64_t ffn, cudaStream_t stream);
+// In place on x [heads, tokens, head_dim] with cos, sin [tokens, head_dim / 2] fp32 (cpu::rope_tables); inverse
+// rotates by -angle (the backward pass).
+void rope_apply(Precision precision, void* x, const float* cos, const float* sin, int64_t heads, int64_t tokens,
+                int64_t head_dim, bool inverse, cudaStream_t stream);
+
 }  // namespace slime::cuda

@@ -1,0 +1,99 @@
+// Elementwise ops of the decoder layer: SwiGLU (forward, backward) and rotary position embedding (applied in place,
+// forward or inverse). fp32 arithmetic whatever the storage precision; the CPU versions (kernels/cpu/swiglu.h,
+// rope.h) are the reference.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/ops.h"
+
+namespace slime::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+int blocks_for(int64_t n) { return static_cast<int>((n + kThreads - 1) / kThreads); }
+
+template <class T>
+__global__ void swiglu_forward_kernel(const T* __restrict__ gate_up, T* __restrict__ out, int64_t tokens,
+                                      int64_t ffn) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= tokens * ffn) return;
+  const int64_t t = i / ffn, j = i - t * ffn;
+  const float g = to_float(gate_up[t * 2 * ffn + j]);
+  const float u = to_float(gate_up[t * 2 * ffn + ffn + j]);
+  const float sig = 1.0f / (1.0f + __expf(-g));
+  out[i] = from_float<T>(g * sig * u);
+}
+
+template <class T>
+__global__ void swiglu_backward_kernel(const T* __restrict__ gate_up, const T* __restrict__ dout,
+                                       T* __restrict__ dgate_up, int64_t tokens, int64_t ffn) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= tokens * ffn) return;
+  const int64_t t = i / ffn, j = i - t * ffn;
+  const float g = to_float(gate_up[t * 2 * ffn + j]);
+  const float u = to_float(gate_up[t * 2 * ffn + ffn + j]);
+  const float d = to_float(dout[i]);
+  const float sig = 1.0f / (1.0f + __expf(-g));
+  const float silu = g * sig;
+  dgate_up[t * 2 * ffn + j] = from_float<T>(d * u * sig * (1.0f + g * (1.0f - sig)));  // d silu / d g
+  dgate_up[t * 2 * ffn + ffn + j] = from_float<T>(d * silu);
+}
+
+// x [heads, tokens, head_dim]: one thread per (head, token, i < half) rotates the pair (i, i + half).
+template <class T>
+__global__ void rope_kernel(T* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin,
+                            int64_t heads, int64_t tokens, int64_t head_dim, float sign) {
+  const int64_t half = head_dim / 2;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= heads * tokens * half) return;
+  const int64_t k = i % half, row = i / half, t = row % tokens;
+  T* v = x + row * head_dim;
+  const float c = cos[t * half + k], s = sign * sin[t * half + k];
+  const float x1 = to_float(v[k]), x2 = to_float(v[k + half]);
+  v[k] = from_float<T>(x1 * c - x2 * s);
+  v[k + half] = from_float<T>(x2 * c + x1 * s);
+}
+
+}  // namespace
+
+void swiglu_forward(Precision precision, const void* gate_up, void* out, int64_t tokens, int64_t ffn,
+                    cudaStream_t stream) {
+  if (tokens * ffn == 0) return;
+  if (precision == Precision::BF16)
+    swiglu_forward_kernel<<<blocks_for(tokens * ffn), kThreads, 0, stream>>>(
+        static_cast<const __nv_bfloat16*>(gate_up), static_cast<__nv_bfloat16*>(out), tokens, ffn);
+  else
+    swiglu_forward_kernel<<<blocks_for(tokens * ffn), kThreads, 0, stream>>>(static_cast<const float*>(gate_up),
+                                                                             static_cast<float*>(out), tokens, ffn);
+  cudaCheckLaunch("swiglu_forward");
+}
+
+void swiglu_backward(Precision precision, const void* gate_up, const void* dout, void* dgate_up, int64_t tokens,
+                     int64_t ffn, cudaStream_t stream) {
+  if (tokens * ffn == 0) return;
+  if (precision == Precision::BF16)
+    swiglu_backward_kernel<<<blocks_for(tokens * ffn), kThreads, 0, stream>>>(
+        static_cast<const __nv_bfloat16*>(gate_up), static_cast<const __nv_bfloat16*>(dout),
+        static_cast<__nv_bfloat16*>(dgate_up), tokens, ffn);
+  else
+    swiglu_backward_kernel<<<blocks_for(tokens * ffn), kThreads, 0, stream>>>(
+        static_cast<const float*>(gate_up), static_cast<const float*>(dout), static_cast<float*>(dgate_up), tokens,
+        ffn);
+  cudaCheckLaunch("swiglu_backward");
+}
+
+void rope_apply(Precision precision, void* x, const float* cos, const float* sin, int64_t heads, int64_t tokens,
+                int64_t head_dim, bool inverse, cudaStream_t stream) {
+  SLIME_CHECK(head_dim % 2 == 0, "rope_apply: head_dim ", head_dim, " is odd");
+  const int64_t n = heads * tokens * (head_dim / 2);
+  if (n == 0) return;
+  const float sign = inverse ? -1.0f : 1.0f;
+  if (precision == Precision::BF16)
+    rope_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(x), cos, sin, heads, tokens,
+                                                        head_dim, sign);
+  else
+    rope_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<float*>(x), cos, sin, heads, tokens, head_dim,
+                                                        sign);
+  cudaCheckLaunch("rope_apply");
+}
+
+}  // namespace slime::cuda
