@@ -17,6 +17,7 @@
 #include "kernels/cpu/swiglu.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/ops.h"
+#include "train/adamw.h"
 
 using namespace slime;
 
@@ -226,5 +227,66 @@ TEST_CASE("rope forward and inverse match the CPU reference") {
         CHECK(err <= (bf16 ? 1e-2 : 1e-5));
       }
     }
+  }
+}
+
+TEST_CASE("AdamW (multi-tensor) equals the CPU step bit for bit; sum of squares matches") {
+  static GpuSetup setup;
+  const std::vector<int64_t> sizes = {1, 333, 40000, 16384};  // one tensor of several 16K-element chunks
+  const std::vector<double> decays = {0.1, 0.0, 0.1, 0.05};
+  train::AdamWConfig config;
+  config.beta1 = 0.9;
+  config.beta2 = 0.98;
+  config.eps = 1e-8;
+  struct Host {
+    std::vector<float> param, m, v;
+  };
+  std::vector<Host> host(sizes.size());
+  std::vector<Tensor> d_param, d_grad, d_m, d_v, d_bf16;
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    host[k].param = random_floats(sizes[k]);
+    host[k].m.assign(sizes[k], 0.0f);
+    host[k].v.assign(sizes[k], 0.0f);
+    d_param.push_back(upload(host[k].param, cuda::Precision::F32));
+    d_m.push_back(upload(host[k].m, cuda::Precision::F32));
+    d_v.push_back(upload(host[k].v, cuda::Precision::F32));
+    d_bf16.push_back(upload(std::vector<float>(sizes[k]), cuda::Precision::BF16));
+    d_grad.push_back(upload(std::vector<float>(sizes[k]), cuda::Precision::F32));
+  }
+  for (int64_t step = 1; step <= 3; ++step) {
+    const double lr = 1e-3 * step;
+    std::vector<std::vector<float>> grads;
+    std::vector<cuda::AdamWTensor> tensors;
+    double ref_sum = 0;
+    Tensor d_sum = upload(std::vector<float>(2, 0.0f), cuda::Precision::F32);  // 8 zero bytes: one double
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      grads.push_back(random_floats(sizes[k], 0.01f));
+      cuda::copy_to_device(d_grad[k].raw(), grads[k].data(), grads[k].size() * 4);
+      ref_sum += train::sum_of_squares(grads[k].data(), sizes[k]);
+      cuda::sum_of_squares_accumulate(d_grad[k].data<float>(), sizes[k], static_cast<double*>(d_sum.raw()), nullptr);
+      train::adamw_step(host[k].param.data(), grads[k].data(), host[k].m.data(), host[k].v.data(), sizes[k], step,
+                        config, lr, decays[k]);
+      tensors.push_back(cuda::AdamWTensor{d_param[k].data<float>(), d_grad[k].data<float>(), d_m[k].data<float>(),
+                                          d_v[k].data<float>(), d_bf16[k].raw(), sizes[k], decays[k]});
+    }
+    cuda::adamw_step(tensors, step, config.beta1, config.beta2, config.eps, lr, nullptr);
+    cuda::synchronize();
+    double gpu_sum = 0;
+    cuda::copy_to_host(&gpu_sum, d_sum.raw(), sizeof gpu_sum);
+    CHECK(std::abs(gpu_sum - ref_sum) <= 1e-12 * ref_sum);
+    int64_t mismatches = 0;
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      const std::vector<float> p = download(d_param[k]), m = download(d_m[k]), v = download(d_v[k]);
+      const std::vector<float> pb = download(d_bf16[k]);
+      for (int64_t i = 0; i < sizes[k]; ++i) {
+        mismatches += std::memcmp(&p[i], &host[k].param[i], 4) != 0 || std::memcmp(&m[i], &host[k].m[i], 4) != 0 ||
+                      std::memcmp(&v[i], &host[k].v[i], 4) != 0 ||
+                      pb[i] != bf16_to_f32(f32_to_bf16(host[k].param[i]));
+      }
+    }
+    std::printf("adamw step %lld: %lld of %lld elements differ from the CPU; sum of squares %.17g vs %.17g\n",
+                static_cast<long long>(step), static_cast<long long>(mismatches), 1LL + 333 + 40000 + 16384, gpu_sum,
+                ref_sum);
+    CHECK(mismatches == 0);
   }
 }

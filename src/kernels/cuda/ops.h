@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 typedef struct CUstream_st* cudaStream_t;
 
@@ -33,5 +34,22 @@ void swiglu_backward(Precision precision, const void* gate_up, const void* dout,
 // rotates by -angle (the backward pass).
 void rope_apply(Precision precision, void* x, const float* cos, const float* sin, int64_t heads, int64_t tokens,
                 int64_t head_dim, bool inverse, cudaStream_t stream);
+
+// optimizer.cu — one AdamW step (train/adamw.h's arithmetic; fp32 results equal the CPU's bit for bit) over many
+// tensors in one launch. Each tensor's fp32 param, exp_avg, exp_avg_sq are updated in place from grad; param_bf16
+// (optional) receives the updated parameters rounded to bf16. Synchronizes `stream` before returning.
+struct AdamWTensor {
+  float* param;
+  const float* grad;
+  float* exp_avg;
+  float* exp_avg_sq;
+  void* param_bf16;  // bf16 [n] or nullptr
+  int64_t n;
+  double weight_decay;  // per tensor (0 for biases and norms: train::megatron_no_weight_decay)
+};
+void adamw_step(const std::vector<AdamWTensor>& tensors, int64_t step, double beta1, double beta2, double eps,
+                double lr, cudaStream_t stream);
+// *total (device double) += sum of x[i]^2, in double, in a fixed order (deterministic). For the gradient norm.
+void sum_of_squares_accumulate(const float* x, int64_t n, double* total, cudaStream_t stream);
 
 }  // namespace slime::cuda
