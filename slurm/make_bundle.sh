@@ -7,7 +7,8 @@
 # CUDA driver and toolkit libraries (libcuda, cudart, cuBLAS, NCCL).
 #
 # Usage: slurm/make_bundle.sh BUILD_DIR OUT_DIR [--with-tests]
-#   -> OUT_DIR/slime-hpc/{bin,libexec,lib,plugins,include/slime,slurm,inputs/demo,tests}, OUT_DIR/slime-hpc.tar.gz
+#   -> OUT_DIR/slime-hpc/{bin,libexec,lib,plugins,include/slime,slurm,inputs/demo,tests,SITE_LIBRARIES},
+#      OUT_DIR/slime-hpc.tar.gz
 # Run on the target:  tar xzf slime-hpc.tar.gz && slime-hpc/bin/slime-train --help
 #                     mpirun -np 4 slime-hpc/bin/slime-train ...
 #                     slime-hpc/slurm/run_demo.sh slime-hpc/bin runs/demo      (the CPU demo)
@@ -54,6 +55,8 @@ fi
 
 # Libraries the site provides (matched against the library's file name).
 provided='^(linux-vdso|ld-linux|libc\.|libm\.|libpthread|libdl\.|librt\.|libresolv|libutil\.|libstdc\+\+|libgcc_s|libmpi|libopen-(pal|rte)|libpmix|libmca_common|libhwloc|libevent|libudev|libcuda\.|libcudart|libcublas|libcublasLt|libnccl|libnvidia|libcudnn)'
+# The same rule, for users and for regression/slurm/bundle_test.sh: what the site must provide.
+echo "$provided" > "$root/SITE_LIBRARIES"
 declare -A copied=()
 for bin in "${binaries[@]}"; do
   while read -r name path; do

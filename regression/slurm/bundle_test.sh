@@ -16,7 +16,7 @@ rm -rf "$out/dist"
 b=$out/elsewhere/slime-hpc
 
 # Libraries: each resolved either inside the bundle or to one the site provides.
-provided='^(linux-vdso|ld-linux|libc\.|libm\.|libpthread|libdl\.|librt\.|libresolv|libutil\.|libstdc\+\+|libgcc_s|libmpi|libopen-(pal|rte)|libpmix|libmca_common|libhwloc|libevent|libudev|libcuda\.|libcudart|libcublas|libcublasLt|libnccl|libnvidia|libcudnn)'
+provided=$(cat "$b/SITE_LIBRARIES")  # make_bundle.sh's rule for what the site provides
 for p in slime-train slime-convert slime-generate; do
   while read -r name path; do
     [[ "$name" =~ $provided ]] && continue

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -520,12 +519,8 @@ class MetricsLog {
     else if (args.save) path_ = path_join(*args.save, "metrics.jsonl");
     const std::string dir = std::filesystem::path(path_).parent_path().string();
     if (!dir.empty()) make_directories(dir);
-    if (args.use_tensorboard) {
-      std::string tb_dir;
-      if (args.tb_dir) tb_dir = *args.tb_dir;
-      else if (const char* env = std::getenv("TENSORBOARD_DIR")) tb_dir = env;  // slime's fallback
-      else if (args.save) tb_dir = path_join(*args.save, "tensorboard");
-      SLIME_CHECK(!tb_dir.empty(), "--use-tensorboard: give --tb-dir (or --save, or TENSORBOARD_DIR)");
+    if (args.use_tensorboard) {  // validate_args resolved the directory
+      std::string tb_dir = *args.tb_dir;
       if (args.tb_experiment_name) tb_dir = path_join(tb_dir, *args.tb_experiment_name);
       tensorboard_ = std::make_unique<obs::TensorBoardWriter>(tb_dir);
       SLIME_INFO("TensorBoard event file: ", tensorboard_->path());
@@ -800,21 +795,17 @@ int run_rl_job(const Args& args, MPI_Comm world) {
     const bool evaluated = eval_due(args, plan, k);
     log.write(record, k,
               evaluated || k == plan.start || k + 1 == plan.num_rollout || (k + 1) % args.log_interval == 0);
-    const bool save_due = args.save && train::periodic_action_due(args.save_interval, k, plan.num_rollout,
-                                                                    plan.rollouts_per_epoch, /*last_rollout_too=*/true);
-    if (trainer && save_due) {
+    // Early exit (a signal, the time budget, --exit-interval): every rank stops after this step, saved.
+    const ExitDecision exit = early_exit.after_step(k, world);
+    const bool stop_early = exit.stop && k + 1 < plan.num_rollout;
+    if (trainer && args.save &&
+        (stop_early || train::periodic_action_due(args.save_interval, k, plan.num_rollout, plan.rollouts_per_epoch,
+                                                  /*last_rollout_too=*/true))) {
       obs::TraceSpan span(trace.get(), "save", "checkpoint");
       trainer->save_checkpoint(k, json{{"data_source", data_source_state}});
     }
-
-    // Early exit (a signal, the time budget, --exit-interval): every rank stops after this step, saved.
-    const ExitDecision exit = early_exit.after_step(k, world);
-    if (exit.stop && k + 1 < plan.num_rollout) {
+    if (stop_early) {
       if (trace) trace->instant("step", cat("stop: ", exit.reason), nullptr, 'g');
-      if (trainer && !save_due) {
-        obs::TraceSpan span(trace.get(), "save", "checkpoint");
-        trainer->save_checkpoint(k, json{{"data_source", data_source_state}});
-      }
       SLIME_INFO0("stopping after rollout step ", k, " of ", plan.num_rollout, ": ", exit.reason, "; checkpoint ", k,
                   " is in ", *args.save, ", resume with --load ", *args.save, " (exit status ", exit.exit_code, ")");
       exit_code = exit.exit_code;

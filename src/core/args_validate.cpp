@@ -2,6 +2,8 @@
 // rules slime relies on (bf16 = not fp16, distributed optimizer on, recompute settings) and slime-hpc's own
 // limits (no pipeline/context parallelism yet). Every error names the option(s) involved.
 // Decisions where slime is silent or where slime-hpc differs are marked "slime-hpc:".
+#include <cstdlib>
+
 #include "core/args.h"
 #include "core/error.h"
 #include "core/io.h"
@@ -207,7 +209,6 @@ void validate_checkpoint_and_debug(Args& args) {
                            "before stopping: they need --save");
   if (args.keep_last_n) SLIME_CHECK(args.save, "--keep-last-n needs --save");
 
-  if (args.load_debug_rollout_data) args.debug_train_only = true;
   SLIME_CHECK(!(args.save_debug_train_data && args.save_debug_train_data == args.save_debug_rollout_data),
               "--save-debug-train-data and --save-debug-rollout-data must be different paths");
   if (args.load_debug_rollout_data_subsample) {
@@ -223,6 +224,11 @@ void validate_checkpoint_and_debug(Args& args) {
   if (!args.tb_dir) args.tb_dir = args.tensorboard_dir;
   if (args.tb_dir) args.use_tensorboard = true;
   if (args.use_tensorboard && !args.tb_dir) args.tb_dir = args.tb_project_name;
+  if (args.use_tensorboard && !args.tb_dir) {  // then slime's $TENSORBOARD_DIR, then <save>/tensorboard
+    if (const char* env = std::getenv("TENSORBOARD_DIR"); env != nullptr && *env != '\0') args.tb_dir = env;
+    else if (args.save) args.tb_dir = path_join(*args.save, "tensorboard");
+    SLIME_CHECK(args.tb_dir, "--use-tensorboard: give --tb-dir (or --save, or TENSORBOARD_DIR)");
+  }
   check_positive(args.log_interval, "--log-interval");
 }
 

@@ -8,12 +8,12 @@
 
 #include "ckpt/checkpoint.h"
 #include "comm/mpi_utils.h"
-#include "obs/trace.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "model/hf_mapping.h"
 #include "model/init.h"
+#include "obs/trace.h"
 
 namespace slime::train {
 namespace {

@@ -37,7 +37,7 @@ void rope_apply(Precision precision, void* x, const float* cos, const float* sin
 
 // optimizer.cu — one AdamW step (train/adamw.h's arithmetic; fp32 results equal the CPU's bit for bit) over many
 // tensors in one launch. Each tensor's fp32 param, exp_avg, exp_avg_sq are updated in place from grad; param_bf16
-// (optional) receives the updated parameters rounded to bf16. Synchronizes `stream` before returning.
+// (optional) receives the updated parameters rounded to bf16. Stream-ordered on `stream`.
 struct AdamWTensor {
   float* param;
   const float* grad;
