@@ -577,6 +577,12 @@ TEST_CASE("validation errors name the options involved") {
   CHECK(validation_error(minimal({"--tb-dir", "/a", "--tensorboard-dir", "/b"})) ==
         "--tb-dir ('/a') and --tensorboard-dir ('/b') disagree; give one");
   CHECK(validation_error(minimal({"--keep-last-n", "0", "--save", "/s"})) == "--keep-last-n must be >= 1, got 0");
+  CHECK(validation_error(minimal({"--exit-interval", "0", "--save", "/s"})) == "--exit-interval must be >= 1, got 0");
+  CHECK(validation_error(minimal({"--exit-duration-in-mins", "-1", "--save", "/s"})) ==
+        "--exit-duration-in-mins must be > 0, got -1");
+  CHECK(validation_error(minimal({"--exit-signal-handler"})) ==
+        "--exit-signal-handler, --exit-duration-in-mins and --exit-interval save a checkpoint before stopping: they "
+        "need --save");
   CHECK(validation_error(minimal({"--sglang-mem-fraction-static", "1.5"})) ==
         "--sglang-mem-fraction-static must be in (0, 1], got 1.5");
   // --num-rollout 0 (evaluation only) is valid.
