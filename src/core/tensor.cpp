@@ -230,8 +230,18 @@ Tensor Tensor::to_f32() const {
 }
 
 void Tensor::fill_zero() {
-  SLIME_ASSERT(device_ == Device::CPU, "fill_zero of a GPU tensor goes through the CUDA backend");
-  std::memset(raw(), 0, nbytes());
+  if (device_ == Device::CPU) {
+    std::memset(raw(), 0, nbytes());
+    return;
+  }
+  DeviceAllocator allocator;
+  {
+    std::lock_guard<std::mutex> lock(g_alloc_mutex);
+    auto it = allocators().find(device_);
+    SLIME_CHECK(it != allocators().end() && it->second.zero, "no allocator registered for the GPU");
+    allocator = it->second;
+  }
+  allocator.zero(raw(), nbytes());
 }
 
 std::string Tensor::describe() const {

@@ -31,10 +31,11 @@ struct Storage {
   ~Storage();
 };
 
-// The CUDA backend registers allocate/free for Device::CUDA at start-up.
+// The CUDA backend registers allocate/free (and a memset to zero) for Device::CUDA at start-up.
 struct DeviceAllocator {
   std::function<void*(size_t)> allocate;
   std::function<void(void*)> release;
+  std::function<void(void*, size_t)> zero;
 };
 void register_device_allocator(Device device, DeviceAllocator allocator);
 

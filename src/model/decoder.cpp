@@ -51,10 +51,8 @@ void PackedBatch::validate(int64_t vocab_size) const {
   }
 }
 
-Decoder::Decoder(const ModelConfig& config, const comm::Group& tp, Head head)
-    : config_(config), tp_(tp), head_(head) {
-  const ModelConfig& c = config_;
-  const int tp_size = tp_.size, r = tp_.rank;
+DecoderWeights::DecoderWeights(const ModelConfig& c, const comm::Group& tp, Head head) {
+  const int tp_size = tp.size, r = tp.rank;
   SLIME_CHECK(c.padded_vocab_size >= c.vocab_size, "padded vocab size ", c.padded_vocab_size, " < vocab size ",
               c.vocab_size);
   SLIME_CHECK(c.num_kv_heads % tp_size == 0, "--tensor-model-parallel-size ", tp_size,
@@ -71,37 +69,38 @@ Decoder::Decoder(const ModelConfig& config, const comm::Group& tp, Head head)
   const auto vocab = contiguous_shard(c.padded_vocab_size, r, tp_size, "the padded vocabulary");
   const auto proj_cols = contiguous_shard(c.num_heads * d, r, tp_size, "num_attention_heads * head_dim");
 
-  embedding_ = &params_.add("embedding.word_embeddings.weight", {c.padded_vocab_size, h}, 0, vocab);
-  layers_.resize(c.num_layers);
+  embedding = &registry.add("embedding.word_embeddings.weight", {c.padded_vocab_size, h}, 0, vocab);
+  layers.resize(c.num_layers);
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    LayerParams& p = layers_[l];
-    p.input_norm = &params_.add(layer_name(l, "self_attention.linear_qkv.layer_norm_weight"), {h});
-    p.qkv_weight = &params_.add(layer_name(l, "self_attention.linear_qkv.weight"), {c.qkv_rows(), h}, 0,
-                                qkv_blocks);
-    p.qkv_bias = c.qkv_bias ? &params_.add(layer_name(l, "self_attention.linear_qkv.bias"), {c.qkv_rows()}, 0,
-                                           qkv_blocks)
+    Layer& p = layers[l];
+    p.input_norm = &registry.add(layer_name(l, "self_attention.linear_qkv.layer_norm_weight"), {h});
+    p.qkv_weight = &registry.add(layer_name(l, "self_attention.linear_qkv.weight"), {c.qkv_rows(), h}, 0,
+                                 qkv_blocks);
+    p.qkv_bias = c.qkv_bias ? &registry.add(layer_name(l, "self_attention.linear_qkv.bias"), {c.qkv_rows()}, 0,
+                                            qkv_blocks)
                             : nullptr;
-    p.q_norm = c.qk_norm ? &params_.add(layer_name(l, "self_attention.q_layernorm.weight"), {d}) : nullptr;
-    p.k_norm = c.qk_norm ? &params_.add(layer_name(l, "self_attention.k_layernorm.weight"), {d}) : nullptr;
-    p.proj_weight = &params_.add(layer_name(l, "self_attention.linear_proj.weight"), {h, c.num_heads * d}, 1,
-                                 proj_cols);
-    p.mlp_norm = &params_.add(layer_name(l, "mlp.linear_fc1.layer_norm_weight"), {h});
-    p.fc1_weight = &params_.add(layer_name(l, "mlp.linear_fc1.weight"), {2 * F, h}, 0, fc1_blocks);
-    p.fc2_weight = &params_.add(layer_name(l, "mlp.linear_fc2.weight"), {h, F}, 1, ffn);
+    p.q_norm = c.qk_norm ? &registry.add(layer_name(l, "self_attention.q_layernorm.weight"), {d}) : nullptr;
+    p.k_norm = c.qk_norm ? &registry.add(layer_name(l, "self_attention.k_layernorm.weight"), {d}) : nullptr;
+    p.proj_weight = &registry.add(layer_name(l, "self_attention.linear_proj.weight"), {h, c.num_heads * d}, 1,
+                                  proj_cols);
+    p.mlp_norm = &registry.add(layer_name(l, "mlp.linear_fc1.layer_norm_weight"), {h});
+    p.fc1_weight = &registry.add(layer_name(l, "mlp.linear_fc1.weight"), {2 * F, h}, 0, fc1_blocks);
+    p.fc2_weight = &registry.add(layer_name(l, "mlp.linear_fc2.weight"), {h, F}, 1, ffn);
   }
-  final_norm_ = &params_.add("decoder.final_layernorm.weight", {h});
-  if (head_ == Head::Value) {
-    output_ = &params_.add("output_layer.weight", {1, h});
-    value_bias_ = &params_.add("output_layer.bias", {1});
+  final_norm = &registry.add("decoder.final_layernorm.weight", {h});
+  if (head == Head::Value) {
+    output = &registry.add("output_layer.weight", {1, h});
+    value_bias = &registry.add("output_layer.bias", {1});
   } else if (!c.tie_word_embeddings) {
-    output_ = &params_.add("output_layer.weight", {c.padded_vocab_size, h}, 0, vocab);
+    output = &registry.add("output_layer.weight", {c.padded_vocab_size, h}, 0, vocab);
   }
-  params_.allocate();
-  inv_freq_ = rope_inv_freq(c);
 }
 
-const Param& Decoder::output_weight() const { return output_ ? *output_ : *embedding_; }
-Param& Decoder::output_weight() { return output_ ? *output_ : *embedding_; }
+Decoder::Decoder(const ModelConfig& config, const comm::Group& tp, Head head)
+    : config_(config), tp_(tp), head_(head), w_(config, tp, head) {
+  w_.registry.allocate();
+  inv_freq_ = rope_inv_freq(config_);
+}
 
 int64_t Decoder::lm_head_chunk_rows() const {
   if (lm_head_chunk_rows_ > 0) return lm_head_chunk_rows_;
@@ -110,13 +109,13 @@ int64_t Decoder::lm_head_chunk_rows() const {
 }
 
 void Decoder::lm_head_logits(const Tensor& hidden, int64_t r0, int64_t rows, Tensor& logits) {
-  cpu::linear_forward<float>(F(hidden) + r0 * config_.hidden_size, F(output_weight().value), nullptr, F(logits),
+  cpu::linear_forward<float>(F(hidden) + r0 * config_.hidden_size, F(w_.output_weight().value), nullptr, F(logits),
                              rows, config_.hidden_size, local_vocab());
 }
 
 void Decoder::layer_forward(int64_t layer, const Tensor& x, LayerActivations& a, BatchState& s,
                             const AttentionCore& core) {
-  const LayerParams& p = layers_[layer];
+  const DecoderWeights::Layer& p = w_.layers[layer];
   const ModelConfig& c = config_;
   const int64_t T = x.dim(0), h = c.hidden_size, H = local_heads(), G = local_groups(), d = c.head_dim;
   const int64_t F_ = local_ffn();
@@ -185,13 +184,13 @@ Tensor Decoder::run_layers(const PackedBatch& batch, bool keep, BatchState* stat
   // Vocab-parallel embedding: each rank looks up the tokens of its vocab slice, the group sums.
   Tensor x = empty_f32({T, h});
   if (tp_.single()) {
-    cpu::embedding_forward<float>(batch.tokens.data(), F(embedding_->value), F(x), T, h);
+    cpu::embedding_forward<float>(batch.tokens.data(), F(w_.embedding->value), F(x), T, h);
   } else {
     x.fill_zero();
-    const int64_t v0 = embedding_->blocks[0].global_start, vn = embedding_->blocks[0].size;
+    const int64_t v0 = w_.embedding->blocks[0].global_start, vn = w_.embedding->blocks[0].size;
     for (int64_t t = 0; t < T; ++t) {
       const int64_t local = batch.tokens[t] - v0;
-      if (local >= 0 && local < vn) std::memcpy(F(x) + t * h, F(embedding_->value) + local * h, h * sizeof(float));
+      if (local >= 0 && local < vn) std::memcpy(F(x) + t * h, F(w_.embedding->value) + local * h, h * sizeof(float));
     }
     tp_.allreduce_sum(F(x), T * h);
   }
@@ -200,7 +199,7 @@ Tensor Decoder::run_layers(const PackedBatch& batch, bool keep, BatchState* stat
     LayerActivations& a = s.layers[keep ? l : 0];
     layer_forward(l, x, a, s, core);
     Tensor y = empty_f32({T, h});
-    cpu::linear_forward<float>(F(a.act), F(layers_[l].fc2_weight->value), nullptr, F(y), T, local_ffn(), h);
+    cpu::linear_forward<float>(F(a.act), F(w_.layers[l].fc2_weight->value), nullptr, F(y), T, local_ffn(), h);
     tp_.allreduce_sum(F(y), T * h);  // row-parallel output
     add_inplace(F(y), F(a.x_mid), T * h);
     x = y;
@@ -208,7 +207,7 @@ Tensor Decoder::run_layers(const PackedBatch& batch, bool keep, BatchState* stat
   s.x_final = x;
   s.rstd_final = empty_f32({T});
   s.hidden = empty_f32({T, h});
-  cpu::rmsnorm_forward<float>(F(x), F(final_norm_->value), static_cast<float>(c.rms_norm_eps), F(s.hidden),
+  cpu::rmsnorm_forward<float>(F(x), F(w_.final_norm->value), static_cast<float>(c.rms_norm_eps), F(s.hidden),
                               F(s.rstd_final), T, h);
   return s.hidden;
 }
@@ -308,7 +307,7 @@ void Decoder::forward(const PackedBatch& batch, const std::vector<int64_t>& targ
   for (int64_t r0 = 0; r0 < T; r0 += chunk) {
     const int64_t rows = std::min(chunk, T - r0);
     lm_head_logits(s.hidden, r0, rows, logits);
-    const cpu::LogitsShape shape{rows, V, c.vocab_size, output_weight().blocks[0].global_start};
+    const cpu::LogitsShape shape{rows, V, c.vocab_size, w_.output_weight().blocks[0].global_start};
     row_max.resize(rows);
     sums.resize(3 * rows);
     cpu::logprob_partial_max<float>(shape, F(logits), s.inv_temperature, row_max.data());
@@ -328,7 +327,7 @@ void Decoder::forward(const PackedBatch& batch, const std::vector<int64_t>& targ
   s.valid = true;
 }
 
-Tensor Decoder::layer_backward(const LayerParams& p, const Tensor& dy, LayerActivations& a, BatchState& s) {
+Tensor Decoder::layer_backward(const DecoderWeights::Layer& p, const Tensor& dy, LayerActivations& a, BatchState& s) {
   const ModelConfig& c = config_;
   const int64_t T = dy.dim(0), h = c.hidden_size, H = local_heads(), G = local_groups(), d = c.head_dim;
   const int64_t F_ = local_ffn();
@@ -400,7 +399,7 @@ void Decoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
   // LM head, chunk by chunk: recompute logits, turn d(logprob, entropy) into dlogits, then into dhidden and dW.
   // Each rank only sees its vocab slice, so dhidden is a partial sum over the TP group.
   Tensor dhidden = empty_f32({T, h});
-  Param& out = output_weight();
+  Param& out = w_.output_weight();
   const int64_t chunk = lm_head_chunk_rows();
   Tensor logits = empty_f32({std::min(chunk, std::max<int64_t>(T, 1)), V});
   Tensor dlogits = empty_f32({std::min(chunk, std::max<int64_t>(T, 1)), V});
@@ -424,7 +423,7 @@ void Decoder::forward_values(const PackedBatch& batch, Tensor* values) {
   run_layers(batch, true, &state_);
   const int64_t T = batch.num_tokens(), h = config_.hidden_size;
   *values = empty_f32({T});
-  cpu::linear_forward<float>(F(state_.hidden), F(output_->value), F(value_bias_->value), F(*values), T, h, 1);
+  cpu::linear_forward<float>(F(state_.hidden), F(w_.output->value), F(w_.value_bias->value), F(*values), T, h, 1);
   state_.valid = true;
 }
 
@@ -433,8 +432,8 @@ void Decoder::backward_values(const Tensor& dvalues) {
   const int64_t T = state_.batch.num_tokens(), h = config_.hidden_size;
   SLIME_CHECK(dvalues.numel() == T, "backward_values: ", dvalues.numel(), " values for ", T, " tokens");
   Tensor dhidden = empty_f32({T, h});
-  cpu::linear_backward<float>(F(state_.hidden), F(output_->value), F(dvalues), F(dhidden), F(output_->grad),
-                              F(value_bias_->grad), T, h, 1);
+  cpu::linear_backward<float>(F(state_.hidden), F(w_.output->value), F(dvalues), F(dhidden), F(w_.output->grad),
+                              F(w_.value_bias->grad), T, h, 1);
   backward_from_hidden(dhidden);
 }
 
@@ -443,18 +442,18 @@ void Decoder::backward_from_hidden(const Tensor& dhidden) {
   const ModelConfig& c = config_;
   const int64_t T = s.batch.num_tokens(), h = c.hidden_size;
   Tensor dx = empty_f32({T, h});
-  cpu::rmsnorm_backward<float>(F(s.x_final), F(final_norm_->value), F(s.rstd_final), F(dhidden), F(dx),
-                               F(final_norm_->grad), T, h);
+  cpu::rmsnorm_backward<float>(F(s.x_final), F(w_.final_norm->value), F(s.rstd_final), F(dhidden), F(dx),
+                               F(w_.final_norm->grad), T, h);
   for (int64_t l = c.num_layers - 1; l >= 0; --l) {
-    dx = layer_backward(layers_[l], dx, s.layers[l], s);
+    dx = layer_backward(w_.layers[l], dx, s.layers[l], s);
     s.layers[l] = LayerActivations{};  // free as we go
   }
   // Vocab-parallel embedding: rows of this rank's slice only.
-  const int64_t v0 = embedding_->blocks[0].global_start, vn = embedding_->blocks[0].size;
+  const int64_t v0 = w_.embedding->blocks[0].global_start, vn = w_.embedding->blocks[0].size;
   for (int64_t t = 0; t < T; ++t) {
     const int64_t local = s.batch.tokens[t] - v0;
     if (local < 0 || local >= vn) continue;
-    float* row = F(embedding_->grad) + local * h;
+    float* row = F(w_.embedding->grad) + local * h;
     const float* g = F(dx) + t * h;
     for (int64_t j = 0; j < h; ++j) row[j] += g[j];
   }

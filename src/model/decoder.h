@@ -55,16 +55,49 @@ struct KvCache {
 // (slime's LinearForLastLayer: hidden -> 1 with a bias, replicated across tensor-parallel ranks).
 enum class Head { LanguageModel, Value };
 
+// The parameters of a decoder, registered under their Megatron names with this rank's tensor-parallel shards, and
+// handles to them. The CPU Decoder allocates the registry in host memory; the CUDA decoder on the GPU.
+struct DecoderWeights {
+  struct Layer {
+    Param* input_norm;    // linear_qkv.layer_norm_weight [h]
+    Param* qkv_weight;    // linear_qkv.weight [(H + 2G) d, h]
+    Param* qkv_bias;      // linear_qkv.bias [(H + 2G) d] or null
+    Param* q_norm;        // q_layernorm.weight [d] or null
+    Param* k_norm;        // k_layernorm.weight [d] or null
+    Param* proj_weight;   // linear_proj.weight [h, H d]
+    Param* mlp_norm;      // linear_fc1.layer_norm_weight [h]
+    Param* fc1_weight;    // linear_fc1.weight [2F, h]
+    Param* fc2_weight;    // linear_fc2.weight [h, F]
+  };
+
+  ParamRegistry registry;
+  Param* embedding = nullptr;   // embedding.word_embeddings.weight [padded vocab (slice), h]
+  Param* final_norm = nullptr;  // decoder.final_layernorm.weight [h]
+  Param* output = nullptr;      // output_layer.weight; null when tied to the embedding; the value head's for Head::Value
+  Param* value_bias = nullptr;  // output_layer.bias of the value head
+  std::vector<Layer> layers;
+
+  // Registers every parameter (call registry.allocate() next). Errors if the TP size does not divide the KV heads,
+  // the FFN size or the padded vocab.
+  DecoderWeights(const ModelConfig& config, const comm::Group& tp, Head head);
+  DecoderWeights(const DecoderWeights&) = delete;
+  DecoderWeights& operator=(const DecoderWeights&) = delete;
+
+  const Param& output_weight() const { return output ? *output : *embedding; }
+  Param& output_weight() { return output ? *output : *embedding; }
+};
+
 class Decoder {
  public:
-  // Registers every parameter (zero-initialised) under its Megatron name; with a TP group of several ranks,
-  // each holds its shard. Errors if the TP size does not divide the KV heads, the FFN size or the padded vocab.
+  // Registers every parameter (zero-initialised, host memory) under its Megatron name; with a TP group of several
+  // ranks, each holds its shard (DecoderWeights).
   explicit Decoder(const ModelConfig& config, const comm::Group& tp = comm::Group{},
                    Head head = Head::LanguageModel);
 
   const ModelConfig& config() const { return config_; }
-  ParamRegistry& params() { return params_; }
-  const ParamRegistry& params() const { return params_; }
+  ParamRegistry& params() { return w_.registry; }
+  const ParamRegistry& params() const { return w_.registry; }
+  const DecoderWeights& weights() const { return w_; }
 
   const comm::Group& tp() const { return tp_; }
 
@@ -99,17 +132,6 @@ class Decoder {
   void set_lm_head_chunk_rows(int64_t rows) { lm_head_chunk_rows_ = rows; }
 
  private:
-  struct LayerParams {
-    Param* input_norm;    // linear_qkv.layer_norm_weight [h]
-    Param* qkv_weight;    // linear_qkv.weight [(H + 2G) d, h]
-    Param* qkv_bias;      // linear_qkv.bias [(H + 2G) d] or null
-    Param* q_norm;        // q_layernorm.weight [d] or null
-    Param* k_norm;        // k_layernorm.weight [d] or null
-    Param* proj_weight;   // linear_proj.weight [h, H d]
-    Param* mlp_norm;      // linear_fc1.layer_norm_weight [h]
-    Param* fc1_weight;    // linear_fc1.weight [2F, h]
-    Param* fc2_weight;    // linear_fc2.weight [h, F]
-  };
   // What one layer keeps for its backward pass.
   struct LayerActivations {
     Tensor x_in;              // [T, h] layer input (residual stream)
@@ -145,11 +167,9 @@ class Decoder {
   using AttentionCore = std::function<void(int64_t layer, LayerActivations& a, BatchState& s)>;
   Tensor run_layers(const PackedBatch& batch, bool keep, BatchState* state, const AttentionCore& core = nullptr);
   void layer_forward(int64_t layer, const Tensor& x, LayerActivations& a, BatchState& s, const AttentionCore& core);
-  Tensor layer_backward(const LayerParams& p, const Tensor& dx, LayerActivations& a, BatchState& s);
+  Tensor layer_backward(const DecoderWeights::Layer& p, const Tensor& dx, LayerActivations& a, BatchState& s);
   // From d loss / d hidden (final norm output) to every parameter below the head; releases the activations.
   void backward_from_hidden(const Tensor& dhidden);
-  const Param& output_weight() const;
-  Param& output_weight();
 
   // Local (per-TP-rank) sizes.
   int64_t local_heads() const { return config_.num_heads / tp_.size; }
@@ -162,14 +182,9 @@ class Decoder {
 
   ModelConfig config_;
   comm::Group tp_;
-  ParamRegistry params_;
-  Param* embedding_ = nullptr;
-  Param* final_norm_ = nullptr;
-  Param* output_ = nullptr;  // null when tied to the embedding; the value head's weight for Head::Value
-  Param* value_bias_ = nullptr;
   Head head_ = Head::LanguageModel;
+  DecoderWeights w_;
   int64_t lm_head_chunk_rows_ = -1;
-  std::vector<LayerParams> layers_;
   std::vector<float> inv_freq_;
   BatchState state_;
 };

@@ -34,10 +34,10 @@ Param& ParamRegistry::add(const std::string& name, const Shape& global_shape, in
   return p;
 }
 
-void ParamRegistry::allocate() {
+void ParamRegistry::allocate(Device device) {
   SLIME_ASSERT(!allocated(), "allocate() called twice");
-  values_ = Tensor::zeros({numel_}, DType::F32);
-  grads_ = Tensor::zeros({numel_}, DType::F32);
+  values_ = Tensor::zeros({numel_}, DType::F32, device);
+  grads_ = Tensor::zeros({numel_}, DType::F32, device);
   for (size_t i = 0; i < params_.size(); ++i) {
     Param& p = params_[i];
     const int64_t n = shape_numel(local_shapes_[i]);

@@ -40,10 +40,11 @@ struct Param {
 class ParamRegistry {
  public:
   // Registers a parameter; its local shape follows from the global shape and the blocks. Call allocate() once all
-  // parameters are registered; values and gradients start at zero.
+  // parameters are registered; values and gradients start at zero, in host memory or (the CUDA backend: fp32
+  // master weights and gradients) on the GPU.
   Param& add(const std::string& name, const Shape& global_shape, int partition_dim = -1,
              std::vector<ShardBlock> blocks = {});
-  void allocate();
+  void allocate(Device device = Device::CPU);
   bool allocated() const { return values_.defined(); }
 
   Param& at(const std::string& name);
