@@ -1,7 +1,10 @@
 // The CUDA device as the rest of the program sees it (plain C++ header: no CUDA types).
 #pragma once
 
+#include <cstddef>
 #include <string>
+
+typedef struct CUstream_st* cudaStream_t;
 
 namespace slime::cuda {
 
@@ -14,6 +17,11 @@ void synchronize();
 // Host <-> device copies of raw bytes (device pointers from Tensor::raw() of CUDA tensors).
 void copy_to_device(void* device_dst, const void* host_src, size_t bytes);
 void copy_to_host(void* host_dst, const void* device_src, size_t bytes);
+// Stream-ordered device-to-device copy.
+void copy_async(void* device_dst, const void* device_src, size_t bytes, cudaStream_t stream);
+// Device memory in use (total - free, all processes) and the device's total, in bytes.
+size_t memory_used();
+size_t memory_total();
 // Fills device memory with a byte pattern (tests poison outputs with 0xFF = NaN for fp32/bf16).
 void fill_bytes(void* device_dst, int byte, size_t bytes);
 

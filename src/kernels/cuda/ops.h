@@ -35,6 +35,84 @@ void swiglu_backward(Precision precision, const void* gate_up, const void* dout,
 void rope_apply(Precision precision, void* x, const float* cos, const float* sin, int64_t heads, int64_t tokens,
                 int64_t head_dim, bool inverse, cudaStream_t stream);
 
+// attention.cu — causal self-attention over packed variable-length sequences with grouped-query heads, token-major:
+// q [T, H, d], k and v [T, G, d], out [T, H, d] (out is the output projection's input [T, H * d] as is); query head
+// h reads KV group h / (H / G). cu_seqlens [B + 1] int32 on the device (sequence boundaries, back() = T);
+// max_seqlen is the longest sequence. lse [H, T] fp32 = log-sum-exp of each scaled score row (kept for backward).
+// BF16: a FlashAttention-2 style tensor-core kernel (head_dim 64 or 128); F32: a plain fp32 kernel (the reference
+// path for tests of the whole model). Scale is usually 1/sqrt(d).
+void attention_forward(Precision precision, const void* q, const void* k, const void* v, const int* cu_seqlens,
+                       int64_t tokens, int64_t sequences, int64_t max_seqlen, int64_t heads, int64_t groups,
+                       int64_t head_dim, float scale, void* out, float* lse, cudaStream_t stream);
+// dq [T, H, d], dk and dv [T, G, d] overwritten, from dout [T, H, d] and the forward's out and lse. Uses an internal
+// fp32 workspace (grown on demand, reused; one stream at a time).
+void attention_backward(Precision precision, const void* q, const void* k, const void* v, const void* out,
+                        const float* lse, const void* dout, const int* cu_seqlens, int64_t tokens, int64_t sequences,
+                        int64_t max_seqlen, int64_t heads, int64_t groups, int64_t head_dim, float scale, void* dq,
+                        void* dk, void* dv, cudaStream_t stream);
+
+// qkv.cu — the fused QKV projection's output to attention operands and back (cpu::qkv_to_heads' grouped layout:
+// per KV group g, its H/G query heads, then K_g, then V_g, each head_dim wide).
+struct QkvShape {
+  int64_t tokens, heads, groups, head_dim;  // local (per tensor-parallel rank) heads and groups
+};
+// qkv [T, (H + 2G) d] (no bias yet) -> q [T, H, d], k [T, G, d], v [T, G, d]: adds bias [(H + 2G) d] (fp32, or
+// null), applies RMSNorm over each q and k head vector with q_norm, k_norm [d] (fp32, or null for no QK-norm; eps),
+// then RoPE with cos, sin [T, d / 2] (cpu::rope_tables). All activations in `precision`.
+void qkv_forward(Precision precision, const QkvShape& shape, const void* qkv, const float* bias, const float* q_norm,
+                 const float* k_norm, float eps, const float* cos, const float* sin, void* q, void* k, void* v,
+                 cudaStream_t stream);
+// The adjoint: dqkv [T, (H + 2G) d] (overwritten) from dq, dk, dv (gradients w.r.t. the rotated q, k and v), given the
+// same qkv, bias and norm weights as the forward (QK-norm statistics are recomputed). dbias [(H + 2G) d],
+// dq_norm [d] and dk_norm [d] are fp32 and accumulated (+=) in a fixed order (deterministic); pass null when the
+// model has no bias / no QK-norm.
+void qkv_backward(Precision precision, const QkvShape& shape, const void* qkv, const float* bias, const float* q_norm,
+                  const float* k_norm, float eps, const float* cos, const float* sin, const void* dq, const void* dk,
+                  const void* dv, void* dqkv, float* dbias, float* dq_norm, float* dk_norm, cudaStream_t stream);
+
+// embedding.cu — vocab-parallel embedding over this rank's rows [vocab_begin, vocab_begin + vocab_rows) of the table.
+// x [T, h] in `precision` from weight [vocab_rows, h] (in `precision`); tokens outside the slice give zero rows.
+void embedding_forward(Precision precision, const int* tokens, int64_t num_tokens, const void* weight,
+                       int64_t vocab_begin, int64_t vocab_rows, int64_t hidden, void* x, cudaStream_t stream);
+// dweight [vocab_rows, h] fp32 += the rows of dx [T, h] of each token in the slice, summed in token order
+// (deterministic). `order` [T] lists token indices sorted by (token id, index) and `unique_starts` [U + 1] where each
+// distinct id begins in it (embedding_sort_tokens builds both on the host).
+void embedding_backward(Precision precision, const int* tokens, const int* order, const int* unique_starts,
+                        int64_t num_unique, const void* dx, int64_t vocab_begin, int64_t vocab_rows, int64_t hidden,
+                        float* dweight, cudaStream_t stream);
+void embedding_sort_tokens(const std::vector<int>& tokens, std::vector<int>* order, std::vector<int>* unique_starts);
+
+// logprob.cu — token log-probabilities and entropy from fp32 logits, vocab-parallel (cpu/logprob.h's semantics):
+// z = logits * inv_temperature over this rank's columns; local column j is token vocab_begin + j and columns whose
+// token id is >= vocab are padding. One online pass per row gives this rank's partial statistics
+// stats [rows, 4] = (max z, sum exp(z - max), sum exp(z - max) * z, z[target] or 0 if the target is elsewhere).
+struct LogitsShape {
+  int64_t rows, cols;       // local logits [rows, cols], row stride cols
+  int64_t vocab;            // true global vocabulary size
+  int64_t vocab_begin = 0;  // global id of local column 0
+};
+void logprob_partial_stats(const LogitsShape& shape, const float* logits, const int* targets, float inv_temperature,
+                           float* stats, cudaStream_t stream);
+// Merges the partial statistics of `ranks` slices, stats [ranks, rows, 4] (all-gathered across the TP group; one
+// slice on a single GPU): lse = log sum exp z, mean_z = E_p[z], logprob = z[target] - lse, entropy = lse - mean_z,
+// all [rows] fp32 (entropy may be null).
+void logprob_combine(const float* stats, int64_t ranks, int64_t rows, float* lse, float* mean_z, float* logprob,
+                     float* entropy, cudaStream_t stream);
+// dlogits [rows, cols] in `out` precision (overwritten; padding columns 0) from dlogprob [rows] and dentropy [rows]
+// (either may be null), given the global lse and mean_z: d logprob / dz = onehot - p, d entropy / dz = -p (z - E_p z),
+// times inv_temperature for d / dlogits.
+void logprob_backward(Precision out, const LogitsShape& shape, const float* logits, const int* targets,
+                      float inv_temperature, const float* lse, const float* mean_z, const float* dlogprob,
+                      const float* dentropy, void* dlogits, cudaStream_t stream);
+
+// swiglu_rope.cu, the small elementwise ops of a step. y [n] += x [n] (both in `precision`).
+void add_inplace(Precision precision, void* y, const void* x, int64_t n, cudaStream_t stream);
+// y [n] (in `out`) = x [n] fp32, rounded to nearest even for bf16.
+void cast_from_f32(Precision out, const float* x, void* y, int64_t n, cudaStream_t stream);
+void scale_inplace(float* x, float scale, int64_t n, cudaStream_t stream);
+// x [n] = mean + stddev * N(0, 1) from a counter-based hash of (seed, index): the same values for any launch shape.
+void fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev, cudaStream_t stream);
+
 // optimizer.cu — one AdamW step (train/adamw.h's arithmetic; fp32 results equal the CPU's bit for bit) over many
 // tensors in one launch. Each tensor's fp32 param, exp_avg, exp_avg_sq are updated in place from grad; param_bf16
 // (optional) receives the updated parameters rounded to bf16. Stream-ordered on `stream`.

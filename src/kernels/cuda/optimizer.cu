@@ -6,6 +6,7 @@
 // for bit. The sum of squares is accumulated in double in a fixed order (a fixed grid, a fixed tree per block,
 // one block for the final sum): the same gradients give the same bits on every run.
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "kernels/cuda/common.cuh"
@@ -36,20 +37,53 @@ struct Scalars {
   float beta1, beta2, one_minus_beta1, one_minus_beta2, eps, lr, beta1_correction, beta2_correction;
 };
 
+// One element's update; returns the new parameter and writes the new moments into m, v.
+__device__ __forceinline__ float adamw_element(const Scalars& s, float decay, float p, float g, float& m, float& v) {
+  m = __fadd_rn(__fmul_rn(s.beta1, m), __fmul_rn(s.one_minus_beta1, g));
+  v = __fadd_rn(__fmul_rn(s.beta2, v), __fmul_rn(__fmul_rn(s.one_minus_beta2, g), g));
+  const float m_unbiased = __fdiv_rn(m, s.beta1_correction);
+  const float v_unbiased = __fdiv_rn(v, s.beta2_correction);
+  const float denom = __fadd_rn(__fsqrt_rn(v_unbiased), s.eps);
+  const float update = __fadd_rn(__fdiv_rn(m_unbiased, denom), __fmul_rn(decay, p));
+  return __fsub_rn(p, __fmul_rn(s.lr, update));
+}
+
+__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// Each block updates one chunk. When the tensor's arrays are 16-byte aligned (the usual case: the registry's
+// parameters are multiples of 4 elements), threads move 4 elements per access (float4, and 8 bytes of bf16).
 __global__ void adamw_kernel(const TensorArgs* __restrict__ tensors, const Chunk* __restrict__ chunks, Scalars s) {
   const Chunk chunk = chunks[blockIdx.x];
   const TensorArgs t = tensors[chunk.tensor];
   const int64_t end = min(chunk.start + kChunk, t.n);
-  for (int64_t i = chunk.start + threadIdx.x; i < end; i += blockDim.x) {
-    const float g = t.grad[i];
-    const float p = t.param[i];
-    const float m = __fadd_rn(__fmul_rn(s.beta1, t.exp_avg[i]), __fmul_rn(s.one_minus_beta1, g));
-    const float v = __fadd_rn(__fmul_rn(s.beta2, t.exp_avg_sq[i]), __fmul_rn(__fmul_rn(s.one_minus_beta2, g), g));
-    const float m_unbiased = __fdiv_rn(m, s.beta1_correction);
-    const float v_unbiased = __fdiv_rn(v, s.beta2_correction);
-    const float denom = __fadd_rn(__fsqrt_rn(v_unbiased), s.eps);
-    const float update = __fadd_rn(__fdiv_rn(m_unbiased, denom), __fmul_rn(t.decay, p));
-    const float updated = __fsub_rn(p, __fmul_rn(s.lr, update));
+  int64_t scalar_from = chunk.start;
+  const bool vector = aligned16(t.param) && aligned16(t.grad) && aligned16(t.exp_avg) && aligned16(t.exp_avg_sq) &&
+                      (t.param_bf16 == nullptr || (reinterpret_cast<uintptr_t>(t.param_bf16) & 7) == 0);
+  if (vector) {
+    const int64_t vector_end = chunk.start + (end - chunk.start) / 4 * 4;
+    for (int64_t i = chunk.start + 4 * threadIdx.x; i < vector_end; i += 4 * blockDim.x) {
+      const float4 g = *reinterpret_cast<const float4*>(t.grad + i);
+      float4 p = *reinterpret_cast<const float4*>(t.param + i);
+      float4 m = *reinterpret_cast<const float4*>(t.exp_avg + i);
+      float4 v = *reinterpret_cast<const float4*>(t.exp_avg_sq + i);
+      p.x = adamw_element(s, t.decay, p.x, g.x, m.x, v.x);
+      p.y = adamw_element(s, t.decay, p.y, g.y, m.y, v.y);
+      p.z = adamw_element(s, t.decay, p.z, g.z, m.z, v.z);
+      p.w = adamw_element(s, t.decay, p.w, g.w, m.w, v.w);
+      *reinterpret_cast<float4*>(t.param + i) = p;
+      *reinterpret_cast<float4*>(t.exp_avg + i) = m;
+      *reinterpret_cast<float4*>(t.exp_avg_sq + i) = v;
+      if (t.param_bf16 != nullptr) {
+        __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(t.param_bf16 + i);
+        out[0] = __floats2bfloat162_rn(p.x, p.y);
+        out[1] = __floats2bfloat162_rn(p.z, p.w);
+      }
+    }
+    scalar_from = vector_end;
+  }
+  for (int64_t i = scalar_from + threadIdx.x; i < end; i += blockDim.x) {
+    float m = t.exp_avg[i], v = t.exp_avg_sq[i];
+    const float updated = adamw_element(s, t.decay, t.param[i], t.grad[i], m, v);
     t.param[i] = updated;
     t.exp_avg[i] = m;
     t.exp_avg_sq[i] = v;

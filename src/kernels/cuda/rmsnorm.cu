@@ -1,5 +1,5 @@
 // RMSNorm forward and backward on the GPU. One block per row; fp32 statistics whatever the activation type.
-// The weight gradient is a column reduction done by a second kernel in a fixed row order, so it is
+// The weight gradient is a column reduction in two passes (row chunks, then the chunks) in a fixed order, so it is
 // deterministic (no atomics).
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
@@ -41,14 +41,31 @@ __global__ void rmsnorm_backward_dx_kernel(const T* __restrict__ x, const float*
     dx[row * n + j] = from_float<T>(inv * weight[j] * to_float(dyr[j]) - coef * to_float(xr[j]));
 }
 
+// dweight in two deterministic passes: partial[c, j] sums rows [c * kRowsPerChunk, ...) of column j (row order),
+// then every column adds its chunk partials in chunk order. Many blocks share the rows, so the pass is bandwidth-
+// bound rather than one serial loop over all rows per column.
+constexpr int64_t kRowsPerChunk = 64;
+
 template <class T>
-__global__ void rmsnorm_backward_dweight_kernel(const T* __restrict__ x, const float* __restrict__ rstd,
-                                                const T* __restrict__ dy, float* __restrict__ dweight, int64_t rows,
-                                                int64_t n) {
+__global__ void rmsnorm_backward_dweight_partial(const T* __restrict__ x, const float* __restrict__ rstd,
+                                                 const T* __restrict__ dy, float* __restrict__ partial, int64_t rows,
+                                                 int64_t n) {
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= n) return;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * kRowsPerChunk;
+  const int64_t r1 = r0 + kRowsPerChunk < rows ? r0 + kRowsPerChunk : rows;
+  float acc = 0.0f;
+#pragma unroll 8
+  for (int64_t r = r0; r < r1; ++r) acc += to_float(dy[r * n + j]) * to_float(x[r * n + j]) * rstd[r];
+  partial[blockIdx.y * n + j] = acc;
+}
+
+__global__ void rmsnorm_backward_dweight_reduce(const float* __restrict__ partial, int64_t chunks, int64_t n,
+                                                float* __restrict__ dweight) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= n) return;
   float acc = 0.0f;
-  for (int64_t r = 0; r < rows; ++r) acc += to_float(dy[r * n + j]) * to_float(x[r * n + j]) * rstd[r];
+  for (int64_t c = 0; c < chunks; ++c) acc += partial[c * n + j];
   dweight[j] += acc;
 }
 
@@ -69,9 +86,16 @@ void backward(const void* x, const float* weight, const float* rstd, const void*
       static_cast<const T*>(x), weight, rstd, static_cast<const T*>(dy), static_cast<T*>(dx), n);
   cudaCheckLaunch("rmsnorm_backward_dx_kernel");
   if (dweight) {
-    rmsnorm_backward_dweight_kernel<T><<<static_cast<unsigned>((n + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
-        static_cast<const T*>(x), rstd, static_cast<const T*>(dy), dweight, rows, n);
-    cudaCheckLaunch("rmsnorm_backward_dweight_kernel");
+    const int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
+    const unsigned column_blocks = static_cast<unsigned>((n + kThreads - 1) / kThreads);
+    float* partial = nullptr;  // stream-ordered scratch from the device's memory pool
+    cudaCheck(cudaMallocAsync(reinterpret_cast<void**>(&partial), chunks * n * sizeof(float), stream));
+    rmsnorm_backward_dweight_partial<T><<<dim3(column_blocks, static_cast<unsigned>(chunks)), kThreads, 0, stream>>>(
+        static_cast<const T*>(x), rstd, static_cast<const T*>(dy), partial, rows, n);
+    cudaCheckLaunch("rmsnorm_backward_dweight_partial");
+    rmsnorm_backward_dweight_reduce<<<column_blocks, kThreads, 0, stream>>>(partial, chunks, n, dweight);
+    cudaCheckLaunch("rmsnorm_backward_dweight_reduce");
+    cudaCheck(cudaFreeAsync(partial, stream));
   }
 }
 

@@ -1,6 +1,8 @@
-// Elementwise ops of the decoder layer: SwiGLU (forward, backward) and rotary position embedding (applied in place,
-// forward or inverse). fp32 arithmetic whatever the storage precision; the CPU versions (kernels/cpu/swiglu.h,
-// rope.h) are the reference.
+// Elementwise ops: SwiGLU (forward, backward), rotary position embedding (applied in place, forward or inverse), and
+// the small ones of a training step (residual adds, fp32 -> bf16 casts, scaling, random fills). fp32 arithmetic
+// whatever the storage precision; the CPU versions (kernels/cpu/swiglu.h, rope.h) are the reference.
+#include <algorithm>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
 
@@ -53,7 +55,83 @@ __global__ void rope_kernel(T* __restrict__ x, const float* __restrict__ cos, co
   v[k + half] = from_float<T>(x2 * c + x1 * s);
 }
 
+template <class T>
+__global__ void add_kernel(T* __restrict__ y, const T* __restrict__ x, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    y[i] = from_float<T>(to_float(y[i]) + to_float(x[i]));
+}
+
+template <class T>
+__global__ void cast_kernel(const float* __restrict__ x, T* __restrict__ y, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    y[i] = from_float<T>(x[i]);
+}
+
+__global__ void scale_kernel(float* __restrict__ x, float scale, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] *= scale;
+}
+
+__device__ __forceinline__ uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// x[i] = mean + stddev * N(0, 1) from a counter-based hash of (seed, i) (Box-Muller); stddev 0 gives the constant.
+__global__ void fill_normal_kernel(float* __restrict__ x, int64_t n, uint64_t seed, float mean, float stddev) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    if (stddev == 0.0f) {
+      x[i] = mean;
+      continue;
+    }
+    const uint64_t r = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(i)));
+    const float u1 = (static_cast<float>(r >> 40) + 1.0f) * (1.0f / 16777217.0f);  // (0, 1]
+    const float u2 = static_cast<float>(r & 0xffffff) * (1.0f / 16777216.0f);
+    x[i] = mean + stddev * sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
+  }
+}
+
+int grid_stride_blocks(int64_t n) { return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65536)); }
+
 }  // namespace
+
+void add_inplace(Precision precision, void* y, const void* x, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  if (precision == Precision::BF16)
+    add_kernel<<<grid_stride_blocks(n), kThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(y),
+                                                               static_cast<const __nv_bfloat16*>(x), n);
+  else
+    add_kernel<<<grid_stride_blocks(n), kThreads, 0, stream>>>(static_cast<float*>(y), static_cast<const float*>(x),
+                                                               n);
+  cudaCheckLaunch("add_inplace");
+}
+
+void cast_from_f32(Precision out, const float* x, void* y, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  if (out == Precision::BF16)
+    cast_kernel<<<grid_stride_blocks(n), kThreads, 0, stream>>>(x, static_cast<__nv_bfloat16*>(y), n);
+  else
+    cast_kernel<<<grid_stride_blocks(n), kThreads, 0, stream>>>(x, static_cast<float*>(y), n);
+  cudaCheckLaunch("cast_from_f32");
+}
+
+void scale_inplace(float* x, float scale, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  scale_kernel<<<grid_stride_blocks(n), kThreads, 0, stream>>>(x, scale, n);
+  cudaCheckLaunch("scale_inplace");
+}
+
+void fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev, cudaStream_t stream) {
+  if (n == 0) return;
+  fill_normal_kernel<<<grid_stride_blocks(n), kThreads, 0, stream>>>(x, n, seed, mean, stddev);
+  cudaCheckLaunch("fill_normal");
+}
 
 void swiglu_forward(Precision precision, const void* gate_up, void* out, int64_t tokens, int64_t ffn,
                     cudaStream_t stream) {
