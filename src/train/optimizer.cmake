@@ -8,3 +8,9 @@ target_link_libraries(slime_train_optimizer PUBLIC slime_core)
 target_compile_options(slime_train_optimizer PRIVATE -ffp-contract=off -fno-math-errno)
 
 slime_add_test(NAME optimizer_test SOURCES optimizer_test.cpp LIBS slime_train_optimizer)
+
+# AdamW on the GPU over a registry held there (the CUDA backend's optimizer).
+if(SLIME_HAVE_CUDA)
+  add_library(slime_train_cuda STATIC cuda_adamw.cpp)
+  target_link_libraries(slime_train_cuda PUBLIC slime_train_optimizer slime_model slime_cuda)
+endif()

@@ -1,0 +1,106 @@
+// The decoder on the CUDA backend: model/decoder.h's math (the CPU Decoder is its reference), run as bf16 (or fp32)
+// activations with fp32 master weights and fp32 gradients on the GPU.
+//
+// Per layer (T tokens, activations in the chosen precision, every GEMM through cuBLASLt with fp32 accumulation):
+//   RMSNorm -> QKV GEMM -> qkv_forward (bias, QK-norm, RoPE) -> flash attention -> proj GEMM (+ residual)
+//   RMSNorm -> fc1 GEMM -> SwiGLU -> fc2 GEMM (+ residual)
+// The LM head and the log-prob/entropy run over row chunks of fp32 logits (one [chunk, vocab] buffer), so no
+// [tokens, vocab] tensor beyond one chunk is ever held. When the batch fits in one chunk (4096 tokens of a 152K
+// vocabulary do under the default 3 GiB) its logits stay for the backward pass; otherwise each chunk's logits are
+// recomputed there.
+//
+// Weights: the registry (DecoderWeights) lives on the GPU in fp32 (the master copy the optimizer updates) together
+// with its gradients; with bf16 activations a flat bf16 copy of every parameter feeds the GEMMs (the optimizer
+// refreshes it, see train/cuda_adamw.h). Activations of a batch are carved from one device arena sized for the
+// largest batch seen, so steady-state steps allocate nothing.
+//
+// --recompute-granularity: "full" keeps only each layer's input and recomputes the layer in the backward pass;
+// "selective" (Megatron: recompute the core attention) costs nothing extra here because the flash-attention kernel
+// never stores the [s, s] probabilities (its backward recomputes them), so it keeps the same activations as none.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/cuda/ops.h"
+#include "model/config.h"
+#include "model/decoder.h"
+
+namespace slime::model {
+
+struct CudaDecoderOptions {
+  cuda::Precision precision = cuda::Precision::BF16;
+  int64_t lm_head_chunk_rows = 0;       // 0: as many rows as fit 3 GiB of fp32 logits
+  std::string recompute_granularity;    // "" (none), "selective" or "full"
+};
+
+class CudaDecoder {
+ public:
+  // Registers the parameters (zero) on the GPU; cuda::init_device must have run. Language-model head and a
+  // tensor-parallel size of 1 (tensor parallelism on the GPU goes through NCCL: not yet).
+  explicit CudaDecoder(const ModelConfig& config, const CudaDecoderOptions& options = {});
+  ~CudaDecoder();
+  CudaDecoder(const CudaDecoder&) = delete;
+  CudaDecoder& operator=(const CudaDecoder&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const CudaDecoderOptions& options() const { return options_; }
+  ParamRegistry& params() { return w_.registry; }  // fp32 values and gradients in GPU memory
+  const ParamRegistry& params() const { return w_.registry; }
+  // The bf16 copy of every parameter (flat, the registry's offsets); null with fp32 activations.
+  void* compute_copy() { return compute_copy_.defined() ? compute_copy_.raw() : nullptr; }
+
+  // Copies the values of a host registry of the same model (e.g. a CPU Decoder's) into the master weights and
+  // refreshes the bf16 copy.
+  void upload(const ParamRegistry& host);
+  // Copies the master weights (and, with grads, the gradients) into a host registry of the same model.
+  void download(ParamRegistry& host, bool grads) const;
+  // Random weights on the GPU (benchmarks): matrices N(0, stddev^2), norm weights 1, biases 0.
+  void init_random(uint64_t seed, float stddev = 0.02f);
+  // Re-derives the bf16 copy from the master weights (after changing them outside the optimizer).
+  void refresh_compute_copy();
+  void zero_grad();
+
+  // Training forward over a packed batch: log-probabilities [T] of targets under softmax(logits / temperature)
+  // and, if entropy is not null, the entropy [T] (host tensors, as the CPU Decoder returns them). Keeps the
+  // activations backward() needs.
+  void forward(const PackedBatch& batch, const std::vector<int64_t>& targets, float temperature, Tensor* logprobs,
+               Tensor* entropy);
+  // Accumulates the parameter gradients (fp32, on the GPU) of a loss given dloss/dlogprob [T] and dloss/dentropy
+  // [T] (host tensors; undefined means zero). Call after forward().
+  void backward(const Tensor& dlogprobs, const Tensor& dentropy);
+
+  // Bytes of the activation arena (what a batch of the largest size seen needs).
+  size_t arena_bytes() const { return arena_.defined() ? arena_.nbytes() : 0; }
+  int64_t lm_head_chunk_rows() const;
+
+ private:
+  struct Layer;         // device pointers of one layer's activations
+  struct Buffers;       // everything a batch needs, carved from the arena
+  class Carver;
+
+  void plan(Carver& carver, int64_t tokens, int64_t sequences, int64_t unique_tokens, Buffers& b) const;
+  void prepare_batch(const PackedBatch& batch, const std::vector<int64_t>& targets);
+  void layer_forward(int64_t l, bool write_output);
+  void layer_backward(int64_t l, const void* dy, void* dx);
+  void lm_head_logits(int64_t r0, int64_t rows);
+  const void* wc(const Param& p) const;  // the weights the GEMMs read: bf16 copy or fp32 master
+  size_t act_bytes(int64_t elements) const { return static_cast<size_t>(elements) * (bf16() ? 2 : 4); }
+  bool bf16() const { return options_.precision == cuda::Precision::BF16; }
+
+  ModelConfig config_;
+  CudaDecoderOptions options_;
+  DecoderWeights w_;
+  Tensor compute_copy_;  // bf16 [numel] or undefined
+  Tensor arena_;         // U8 device bytes
+  std::vector<float> inv_freq_;
+  std::unique_ptr<Buffers> buf_;
+  int64_t T_ = 0, B_ = 0, max_seqlen_ = 0, U_ = 0;
+  float inv_temperature_ = 1.0f;
+  bool with_entropy_ = false, valid_ = false, logits_kept_ = false;
+};
+
+}  // namespace slime::model
