@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The GPU host session of the CUDA training backend (#7): every CUDA op against the CPU, the CUDA decoder against the
+# CPU decoder, the attention kernel's speed, and the training-step benchmark next to PyTorch. Run from the repo root
+# with dist/gpu.tar.gz (slime-hpc/lib + slime-hpc/tests/{kernels_cuda_test,cuda_decoder_test} +
+# slime-hpc/bin/bench_cuda_train) carried; logs under $OUT.
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 OPENBLAS_NUM_THREADS=8
+OUT=${OUT:-/tmp/slime-cuda-train}
+mkdir -p "$OUT" /tmp/gb
+tar xzf dist/gpu.tar.gz -C /tmp/gb
+B=/tmp/gb/slime-hpc
+export LD_LIBRARY_PATH="$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/summary.txt"
+run() {  # name, command...
+  local name=$1; shift
+  local t0=$SECONDS
+  if timeout "${LIMIT:-300}" "$@" > "$OUT/$name.log" 2>&1; then r=ok; else r="FAILED ($?)"; fi
+  echo "== $name: $r in $((SECONDS - t0)) s" | tee -a "$OUT/summary.txt"
+  grep -E "^(attention|qkv|embedding|logprob|rmsnorm|gemm NN|swiglu|rope|adamw|cuda |recompute|step|20 steps|slime|torch|ratio|device|test cases|FAILED|.*failed)" \
+    "$OUT/$name.log" | head -120 | tee -a "$OUT/summary.txt"
+}
+run kernels_cuda_test "$B/tests/kernels_cuda_test" --use-colour no
+run cuda_decoder_test "$B/tests/cuda_decoder_test" --use-colour no
+SLIME_ATTENTION_BENCH=1 run attention_bench "$B/tests/kernels_cuda_test" --use-colour no "*bench*"
+LIMIT=400 run bench_train bash regression/bench/bench_train.sh "$B/bin" 4096 10
+SLIME_BENCH_RECOMPUTE=full run bench_recompute_full "$B/bin/bench_cuda_train" 4096 5
+if [ -n "${PROFILE:-}" ] && command -v nsys >/dev/null; then
+  LIMIT=300 run nsys nsys profile --stats=true --force-overwrite true -o /tmp/slime-prof "$B/bin/bench_cuda_train" 4096 3
+  grep -A40 "cuda_gpu_kern_sum" "$OUT/nsys.log" | head -45 | tee -a "$OUT/summary.txt"
+fi
