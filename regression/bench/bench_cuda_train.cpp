@@ -114,6 +114,13 @@ int main(int argc, char** argv) {
     cuda::synchronize();
     const double sec = since(t0) / steps;
     for (int i = 0; i < 3; ++i) step(true);
+    if (cuda::profile_enabled()) {  // one more step, its GPU time by section
+      cuda::synchronize();
+      cuda::profile_reset();
+      cuda::profile_mark("start");
+      step(false);
+      cuda::profile_report(s.name);
+    }
     const double n_params = static_cast<double>(c.num_parameters());
     const double flops = 6.0 * n_params * T + 6.0 * c.num_layers * double(T) * T * c.num_heads * c.head_dim;
     const double mem = static_cast<double>(cuda::memory_used() - base) / (1 << 30);

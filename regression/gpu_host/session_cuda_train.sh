@@ -16,7 +16,7 @@ run() {  # name, command...
   local t0=$SECONDS
   if timeout "${LIMIT:-300}" "$@" > "$OUT/$name.log" 2>&1; then r=ok; else r="FAILED ($?)"; fi
   echo "== $name: $r in $((SECONDS - t0)) s" | tee -a "$OUT/summary.txt"
-  grep -E "^(attention|qkv|embedding|logprob|rmsnorm|gemm NN|swiglu|rope|adamw|cuda |recompute|step|20 steps|slime|torch|ratio|device|test cases|FAILED|.*failed)" \
+  grep -E "^(profile|attention|qkv|embedding|logprob|rmsnorm|gemm NN|swiglu|rope|adamw|cuda |recompute|step|20 steps|slime|torch|ratio|device|test cases|FAILED|.*failed)" \
     "$OUT/$name.log" | head -120 | tee -a "$OUT/summary.txt"
 }
 run kernels_cuda_test "$B/tests/kernels_cuda_test" --use-colour no
@@ -24,7 +24,5 @@ run cuda_decoder_test "$B/tests/cuda_decoder_test" --use-colour no
 SLIME_ATTENTION_BENCH=1 run attention_bench "$B/tests/kernels_cuda_test" --use-colour no "*bench*"
 LIMIT=400 run bench_train bash regression/bench/bench_train.sh "$B/bin" 4096 10
 SLIME_BENCH_RECOMPUTE=full run bench_recompute_full "$B/bin/bench_cuda_train" 4096 5
-if [ -n "${PROFILE:-}" ] && command -v nsys >/dev/null; then
-  LIMIT=300 run nsys nsys profile --stats=true --force-overwrite true -o /tmp/slime-prof "$B/bin/bench_cuda_train" 4096 3
-  grep -A40 "cuda_gpu_kern_sum" "$OUT/nsys.log" | head -45 | tee -a "$OUT/summary.txt"
-fi
+SLIME_CUDA_PROFILE=1 run bench_profile "$B/bin/bench_cuda_train" 4096 3
+grep -A24 "^profile" "$OUT/bench_profile.log" | tee -a "$OUT/summary.txt"

@@ -34,6 +34,7 @@ struct CudaDecoder::Buffers {
   int* tokens = nullptr;         // [T]
   int* targets = nullptr;        // [T]
   int* cu_seqlens = nullptr;     // [B + 1]
+  int* positions = nullptr;      // [T]
   int* order = nullptr;          // [T] token indices sorted by id (embedding backward)
   int* unique_starts = nullptr;  // [U + 1]
   float* cos = nullptr;          // [T, d/2]
@@ -154,6 +155,7 @@ void CudaDecoder::plan(Carver& c, int64_t T, int64_t B, int64_t U, Buffers& b) c
   b.tokens = c.take<int>(T * 4);
   b.targets = c.take<int>(T * 4);
   b.cu_seqlens = c.take<int>((B + 1) * 4);
+  b.positions = c.take<int>(T * 4);
   b.order = c.take<int>(T * 4);
   b.unique_starts = c.take<int>((U + 1) * 4);
   b.cos = c.take<float>(T * (d / 2) * 4);
@@ -236,10 +238,28 @@ void CudaDecoder::prepare_batch(const PackedBatch& batch, const std::vector<int6
   cuda::copy_to_device(b.cu_seqlens, cu.data(), (B + 1) * 4);
   cuda::copy_to_device(b.order, order.data(), T * 4);
   cuda::copy_to_device(b.unique_starts, unique_starts.data(), (U + 1) * 4);
-  std::vector<float> cos(T * (d / 2)), sin(T * (d / 2));
-  cpu::rope_tables<float>(inv_freq_.data(), d / 2, batch.positions.data(), T, cos.data(), sin.data());
-  cuda::copy_to_device(b.cos, cos.data(), cos.size() * 4);
-  cuda::copy_to_device(b.sin, sin.data(), sin.size() * 4);
+  // RoPE cos/sin of each token: rows of per-position tables (cpu::rope_tables, so the values are the CPU's),
+  // built on the host once for positions [0, rope_positions_) and grown when a batch goes further.
+  std::vector<int> positions(T);
+  int64_t max_position = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    positions[t] = static_cast<int>(batch.positions[t]);
+    max_position = std::max<int64_t>(max_position, batch.positions[t]);
+  }
+  if (max_position >= rope_positions_) {
+    rope_positions_ = std::max<int64_t>({max_position + 1, 2 * rope_positions_, 4096});
+    std::vector<int64_t> all(rope_positions_);
+    for (int64_t i = 0; i < rope_positions_; ++i) all[i] = i;
+    std::vector<float> cos(rope_positions_ * (d / 2)), sin(rope_positions_ * (d / 2));
+    cpu::rope_tables<float>(inv_freq_.data(), d / 2, all.data(), rope_positions_, cos.data(), sin.data());
+    rope_cos_ = Tensor::empty({rope_positions_, d / 2}, DType::F32, Device::CUDA);
+    rope_sin_ = Tensor::empty({rope_positions_, d / 2}, DType::F32, Device::CUDA);
+    cuda::copy_to_device(rope_cos_.raw(), cos.data(), cos.size() * 4);
+    cuda::copy_to_device(rope_sin_.raw(), sin.data(), sin.size() * 4);
+  }
+  cuda::copy_to_device(b.positions, positions.data(), T * 4);
+  cuda::gather_rows(rope_cos_.data<float>(), b.positions, T, d / 2, b.cos, nullptr);
+  cuda::gather_rows(rope_sin_.data<float>(), b.positions, T, d / 2, b.sin, nullptr);
 }
 
 void CudaDecoder::layer_forward(int64_t l, bool write_output) {
@@ -254,21 +274,30 @@ void CudaDecoder::layer_forward(int64_t l, bool write_output) {
   void* y = l + 1 < m.num_layers ? buf_->layers[l + 1].x_in : b.x_final;
 
   cuda::rmsnorm_forward(P, a.x_in, p.input_norm->value.data<float>(), eps, a.xn_attn, a.rstd_attn, T, h, nullptr);
+  cuda::profile_mark("fwd rmsnorm");
   cuda::gemm(P, P, false, true, T, QKV, h, 1.0f, a.xn_attn, wc(*p.qkv_weight), 0.0f, a.qkv, nullptr);
+  cuda::profile_mark("fwd linears");
   const cuda::QkvShape qs{T, H, G, d};
   cuda::qkv_forward(P, qs, a.qkv, p.qkv_bias ? p.qkv_bias->value.data<float>() : nullptr,
                     p.q_norm ? p.q_norm->value.data<float>() : nullptr,
                     p.k_norm ? p.k_norm->value.data<float>() : nullptr, eps, b.cos, b.sin, a.q, a.k, a.v, nullptr);
+  cuda::profile_mark("fwd qkv (bias, norm, rope)");
   cuda::attention_forward(P, a.q, a.k, a.v, b.cu_seqlens, T, B_, max_seqlen_, H, G, d,
                           1.0f / std::sqrt(static_cast<float>(d)), a.attn_out, a.lse, nullptr);
+  cuda::profile_mark("fwd attention");
   cuda::copy_async(a.x_mid, a.x_in, act_bytes(T * h), nullptr);  // residual, then += proj(attn)
   cuda::gemm(P, P, false, true, T, h, H * d, 1.0f, a.attn_out, wc(*p.proj_weight), 1.0f, a.x_mid, nullptr);
+  cuda::profile_mark("fwd linears");
   cuda::rmsnorm_forward(P, a.x_mid, p.mlp_norm->value.data<float>(), eps, a.xn_mlp, a.rstd_mlp, T, h, nullptr);
+  cuda::profile_mark("fwd rmsnorm");
   cuda::gemm(P, P, false, true, T, 2 * F, h, 1.0f, a.xn_mlp, wc(*p.fc1_weight), 0.0f, a.gate_up, nullptr);
+  cuda::profile_mark("fwd linears");
   cuda::swiglu_forward(P, a.gate_up, a.act, T, F, nullptr);
+  cuda::profile_mark("fwd swiglu");
   if (!write_output) return;  // recomputation: the layer's output is the next layer's kept input already
   cuda::copy_async(y, a.x_mid, act_bytes(T * h), nullptr);
   cuda::gemm(P, P, false, true, T, h, F, 1.0f, a.act, wc(*p.fc2_weight), 1.0f, y, nullptr);
+  cuda::profile_mark("fwd linears");
 }
 
 void CudaDecoder::lm_head_logits(int64_t r0, int64_t rows) {
@@ -289,7 +318,9 @@ void CudaDecoder::forward(const PackedBatch& batch, const std::vector<int64_t>& 
                 ", outside the vocabulary [0, ", m.vocab_size, ")");
   SLIME_CHECK(temperature > 0, "forward: temperature must be positive, got ", temperature);
   valid_ = false;
+  cuda::profile_mark("host: before forward");
   prepare_batch(batch, targets);
+  cuda::profile_mark("host: batch upload");
   Buffers& b = *buf_;
   const int64_t T = T_, h = m.hidden_size, V = m.padded_vocab_size;
   const Precision P = options_.precision;
@@ -297,9 +328,11 @@ void CudaDecoder::forward(const PackedBatch& batch, const std::vector<int64_t>& 
   with_entropy_ = entropy != nullptr;
 
   cuda::embedding_forward(P, b.tokens, T, wc(*w_.embedding), 0, V, h, b.layers[0].x_in, nullptr);
+  cuda::profile_mark("embedding");
   for (int64_t l = 0; l < m.num_layers; ++l) layer_forward(l, true);
   cuda::rmsnorm_forward(P, b.x_final, w_.final_norm->value.data<float>(), static_cast<float>(m.rms_norm_eps),
                         b.hidden, b.rstd_final, T, h, nullptr);
+  cuda::profile_mark("fwd rmsnorm");
   const int64_t chunk = lm_head_chunk_rows();
   logits_kept_ = T <= chunk;  // one chunk: its logits stay for the backward pass
   for (int64_t r0 = 0; r0 < T; r0 += chunk) {
@@ -307,6 +340,7 @@ void CudaDecoder::forward(const PackedBatch& batch, const std::vector<int64_t>& 
     lm_head_logits(r0, rows);
     cuda::logprob_partial_stats(cuda::LogitsShape{rows, V, m.vocab_size, 0}, b.logits, b.targets + r0,
                                 inv_temperature_, b.stats + r0 * 4, nullptr);
+  cuda::profile_mark("lm head + logprob");
   }
   cuda::logprob_combine(b.stats, 1, T, b.lse, b.mean_z, b.logprob, b.entropy, nullptr);
   *logprobs = Tensor::empty({T}, DType::F32);
@@ -323,6 +357,7 @@ void CudaDecoder::layer_backward(int64_t l, const void* dy, void* dx) {
   const DecoderWeights::Layer& p = w_.layers[l];
   Buffers& b = *buf_;
   if (options_.recompute_granularity == "full") layer_forward(l, false);
+  cuda::profile_mark("bwd host gaps");
   const Layer& a = b.layers[l];
   const Precision P = options_.precision, F32 = Precision::F32;
   const int64_t T = T_, h = m.hidden_size, H = m.num_heads, G = m.num_kv_heads, d = m.head_dim;
@@ -334,24 +369,33 @@ void CudaDecoder::layer_backward(int64_t l, const void* dy, void* dx) {
   // MLP block: y = x_mid + fc2(swiglu(fc1(norm(x_mid)))).
   cuda::gemm(P, P, false, false, T, F, h, 1.0f, dy, wc(*p.fc2_weight), 0.0f, b.dact, nullptr);
   cuda::gemm(P, F32, true, false, h, F, T, 1.0f, dy, a.act, 1.0f, grad(p.fc2_weight), nullptr);
+  cuda::profile_mark("bwd linears");
   cuda::swiglu_backward(P, a.gate_up, b.dact, b.dgate_up, T, F, nullptr);
+  cuda::profile_mark("bwd swiglu");
   cuda::gemm(P, P, false, false, T, h, 2 * F, 1.0f, b.dgate_up, wc(*p.fc1_weight), 0.0f, b.dxn, nullptr);
   cuda::gemm(P, F32, true, false, 2 * F, h, T, 1.0f, b.dgate_up, a.xn_mlp, 1.0f, grad(p.fc1_weight), nullptr);
+  cuda::profile_mark("bwd linears");
   cuda::rmsnorm_backward(P, a.x_mid, value(p.mlp_norm), a.rstd_mlp, b.dxn, b.dx_mid, grad(p.mlp_norm), T, h, nullptr);
   cuda::add_inplace(P, b.dx_mid, dy, T * h, nullptr);
+  cuda::profile_mark("bwd rmsnorm + residual");
 
   // Attention block: x_mid = x_in + proj(attention(qkv_forward(qkv(norm(x_in))))).
   cuda::gemm(P, P, false, false, T, H * d, h, 1.0f, b.dx_mid, wc(*p.proj_weight), 0.0f, b.dattn, nullptr);
   cuda::gemm(P, F32, true, false, h, H * d, T, 1.0f, b.dx_mid, a.attn_out, 1.0f, grad(p.proj_weight), nullptr);
+  cuda::profile_mark("bwd linears");
   cuda::attention_backward(P, a.q, a.k, a.v, a.attn_out, a.lse, b.dattn, b.cu_seqlens, T, B_, max_seqlen_, H, G, d,
                            1.0f / std::sqrt(static_cast<float>(d)), b.dq, b.dk, b.dv, nullptr);
+  cuda::profile_mark("bwd attention");
   cuda::qkv_backward(P, cuda::QkvShape{T, H, G, d}, a.qkv, value(p.qkv_bias), value(p.q_norm), value(p.k_norm), eps,
                      b.cos, b.sin, b.dq, b.dk, b.dv, b.dqkv, grad(p.qkv_bias), grad(p.q_norm), grad(p.k_norm),
                      nullptr);
+  cuda::profile_mark("bwd qkv (bias, norm, rope)");
   cuda::gemm(P, P, false, false, T, h, QKV, 1.0f, b.dqkv, wc(*p.qkv_weight), 0.0f, b.dxn, nullptr);
   cuda::gemm(P, F32, true, false, QKV, h, T, 1.0f, b.dqkv, a.xn_attn, 1.0f, grad(p.qkv_weight), nullptr);
+  cuda::profile_mark("bwd linears");
   cuda::rmsnorm_backward(P, a.x_in, value(p.input_norm), a.rstd_attn, b.dxn, dx, grad(p.input_norm), T, h, nullptr);
   cuda::add_inplace(P, dx, b.dx_mid, T * h, nullptr);
+  cuda::profile_mark("bwd rmsnorm + residual");
 }
 
 void CudaDecoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
@@ -366,6 +410,7 @@ void CudaDecoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
   SLIME_CHECK(!dentropy.defined() || with_entropy_, "backward: entropy gradient given but forward() computed none");
   cuda::copy_to_device(b.dlogprob, dlogprobs.to_f32().raw(), T * 4);
   if (dentropy.defined()) cuda::copy_to_device(b.dentropy, dentropy.to_f32().raw(), T * 4);
+  cuda::profile_mark("host: forward -> backward");
 
   // LM head, chunk by chunk: recompute the logits (unless the batch was one chunk and they are still there), turn
   // d(logprob, entropy) into dlogits, then into dhidden and dW.
@@ -382,10 +427,12 @@ void CudaDecoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
                0.0f, static_cast<char*>(dhidden) + act_bytes(r0 * h), nullptr);
     cuda::gemm(P, Precision::F32, true, false, V, h, rows, 1.0f, b.dlogits,
                static_cast<const char*>(b.hidden) + act_bytes(r0 * h), 1.0f, out.grad.data<float>(), nullptr);
+    cuda::profile_mark("lm head + logprob");
   }
   void* dx = b.dres_b;
   cuda::rmsnorm_backward(P, b.x_final, w_.final_norm->value.data<float>(), b.rstd_final, dhidden, dx,
                          w_.final_norm->grad.data<float>(), T, h, nullptr);
+  cuda::profile_mark("bwd rmsnorm + residual");
   for (int64_t l = m.num_layers - 1; l >= 0; --l) {
     void* next = dx == b.dres_a ? b.dres_b : b.dres_a;
     layer_backward(l, dx, next);
@@ -393,6 +440,7 @@ void CudaDecoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
   }
   cuda::embedding_backward(P, b.tokens, b.order, b.unique_starts, U_, dx, 0, V, h, w_.embedding->grad.data<float>(),
                            nullptr);
+  cuda::profile_mark("embedding");
   valid_ = false;
 }
 

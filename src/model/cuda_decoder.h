@@ -96,6 +96,8 @@ class CudaDecoder {
   DecoderWeights w_;
   Tensor compute_copy_;  // bf16 [numel] or undefined
   Tensor arena_;         // U8 device bytes
+  Tensor rope_cos_, rope_sin_;  // [rope_positions_, d/2] fp32: RoPE tables by position
+  int64_t rope_positions_ = 0;
   std::vector<float> inv_freq_;
   std::unique_ptr<Buffers> buf_;
   int64_t T_ = 0, B_ = 0, max_seqlen_ = 0, U_ = 0;

@@ -23,6 +23,7 @@ OptimizerStepResult CudaAdamW::step(double lr, double weight_decay) {
   cuda::sum_of_squares_accumulate(grads, n, norm_sum_.data<double>(), nullptr);
   double total = 0;
   cuda::copy_to_host(&total, norm_sum_.raw(), sizeof total);
+  cuda::profile_mark("optimizer: grad norm");
   const GradClipDecision clip = decide_grad_clip(total, clip_grad_);
   OptimizerStepResult result{clip.grad_norm, !clip.finite, clip.coefficient};
   if (clip.finite) {
@@ -38,8 +39,10 @@ OptimizerStepResult CudaAdamW::step(double lr, double weight_decay) {
           no_decay_[i++] ? 0.0 : weight_decay});
     }
     cuda::adamw_step(tensors, step_count_, config_.beta1, config_.beta2, config_.eps, lr, nullptr);
+    cuda::profile_mark("optimizer: adamw");
   }
   params_.zero_grad();
+  cuda::profile_mark("optimizer: zero grads");
   return result;
 }
 

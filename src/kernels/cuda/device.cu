@@ -1,6 +1,13 @@
 #include "kernels/cuda/device.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/tensor.h"
 #include "kernels/cuda/common.cuh"
@@ -71,5 +78,62 @@ size_t memory_total() {
 }
 
 void fill_bytes(void* dst, int byte, size_t bytes) { cudaCheck(cudaMemset(dst, byte, bytes)); }
+
+namespace {
+
+struct Profile {
+  std::vector<cudaEvent_t> pool;                         // reused across reports
+  std::vector<std::pair<const char*, size_t>> marks;     // (section, event index)
+};
+
+Profile& profile() {
+  static Profile p;
+  return p;
+}
+
+}  // namespace
+
+bool profile_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("SLIME_CUDA_PROFILE");
+    return v != nullptr && std::string(v) != "0";
+  }();
+  return enabled;
+}
+
+void profile_mark(const char* name) {
+  if (!profile_enabled()) return;
+  Profile& p = profile();
+  const size_t i = p.marks.size();
+  if (i == p.pool.size()) {
+    cudaEvent_t e;
+    cudaCheck(cudaEventCreate(&e));
+    p.pool.push_back(e);
+  }
+  cudaCheck(cudaEventRecord(p.pool[i], nullptr));
+  p.marks.emplace_back(name, i);
+}
+
+void profile_reset() { profile().marks.clear(); }
+
+void profile_report(const char* title) {
+  if (!profile_enabled()) return;
+  Profile& p = profile();
+  cudaCheck(cudaDeviceSynchronize());
+  std::map<std::string, double> ms;
+  double total = 0;
+  for (size_t k = 1; k < p.marks.size(); ++k) {
+    float e = 0;
+    cudaCheck(cudaEventElapsedTime(&e, p.pool[p.marks[k - 1].second], p.pool[p.marks[k].second]));
+    ms[p.marks[k].first] += e;
+    total += e;
+  }
+  std::vector<std::pair<double, std::string>> rows;
+  for (const auto& [name, t] : ms) rows.emplace_back(t, name);
+  std::sort(rows.rbegin(), rows.rend());
+  std::printf("profile %s: %.2f ms of GPU time between the first and last mark\n", title, total);
+  for (const auto& [t, name] : rows) std::printf("  %-28s %8.2f ms %5.1f%%\n", name.c_str(), t, 100.0 * t / total);
+  p.marks.clear();
+}
 
 }  // namespace slime::cuda

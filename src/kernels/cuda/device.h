@@ -25,4 +25,12 @@ size_t memory_total();
 // Fills device memory with a byte pattern (tests poison outputs with 0xFF = NaN for fp32/bf16).
 void fill_bytes(void* device_dst, int byte, size_t bytes);
 
+// A GPU-time profile by section (SLIME_CUDA_PROFILE=1; otherwise these do nothing): profile_mark(name) ends the
+// section `name` on the default stream (an event; the time since the previous mark is added to `name`), and
+// profile_report() synchronises, prints the sections' totals (ms, share) under `title` and starts afresh.
+bool profile_enabled();
+void profile_mark(const char* name);
+void profile_report(const char* title);
+void profile_reset();  // drops the marks so far
+
 }  // namespace slime::cuda

@@ -110,6 +110,8 @@ void add_inplace(Precision precision, void* y, const void* x, int64_t n, cudaStr
 // y [n] (in `out`) = x [n] fp32, rounded to nearest even for bf16.
 void cast_from_f32(Precision out, const float* x, void* y, int64_t n, cudaStream_t stream);
 void scale_inplace(float* x, float scale, int64_t n, cudaStream_t stream);
+// out [n, width] = table[rows[i]] for each i (fp32; e.g. RoPE cos/sin of each token's position).
+void gather_rows(const float* table, const int* rows, int64_t n, int64_t width, float* out, cudaStream_t stream);
 // x [n] = mean + stddev * N(0, 1) from a counter-based hash of (seed, index): the same values for any launch shape.
 void fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev, cudaStream_t stream);
 
