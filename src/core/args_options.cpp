@@ -500,7 +500,9 @@ std::vector<OptionSpec> build_table() {
   OPT("--bf16", bf16, "bfloat16 training (slime: always, unless --fp16).");
   OPT("--fp16", fp16, "float16 training with loss scaling.");
   OPT("--backend", backend,
-      "Compute backend: cpu, cuda, or auto (cuda when this build has it and a GPU is visible, else cpu).")
+      "Compute backend: cpu, cuda, or auto. cuda runs the trainer's forward and backward on the GPU (CUDA decoder; "
+      "parameters, optimizer and checkpoints stay in host memory for now; no tensor parallelism yet); the rollout "
+      "engine is CPU-only for now. auto means cpu until the GPU trainer is complete.")
       .choices({"cpu", "cuda", "auto"});
 
   b.group = "sglang";

@@ -150,6 +150,7 @@ Trainer::Trainer(const Args& args, const comm::ParallelGroups& groups) : args_(a
   check_supported_options(args_);
   model_ = std::make_unique<model::Decoder>(resolve_model_config(args_, groups_.tp.size), groups_.tp);
   if (args_.log_probs_chunk_size > 0) model_->set_lm_head_chunk_rows(args_.log_probs_chunk_size);
+  gpu_ = GpuMirror::create(args_, *model_);
   AdamWConfig adam;
   adam.beta1 = args_.adam_beta1;
   adam.beta2 = args_.adam_beta2;
@@ -274,6 +275,21 @@ std::optional<ckpt::CheckpointState> Trainer::resume(const std::string& root, mo
   return state;
 }
 
+void Trainer::actor_forward(const model::PackedBatch& batch, const std::vector<int64_t>& targets, float temperature,
+                            Tensor* logprobs, Tensor* entropy) {
+  if (gpu_)
+    gpu_->forward(batch, targets, temperature, logprobs, entropy);
+  else
+    model_->forward(batch, targets, temperature, logprobs, entropy);
+}
+
+void Trainer::actor_backward(const Tensor& dlogprobs, const Tensor& dentropy) {
+  if (gpu_)
+    gpu_->backward(dlogprobs, dentropy);
+  else
+    model_->backward(dlogprobs, dentropy);
+}
+
 void Trainer::load_initial_weights() {
   if (args_.load) {
     if (std::optional<ckpt::CheckpointState> state = resume(*args_.load, *model_, *optimizer_, *scheduler_)) {
@@ -350,7 +366,7 @@ void Trainer::forward_only(const std::vector<TrainSample>& samples,
   for (const auto& mb : micro_batches) {
     Packed p = pack(samples, mb);
     Tensor lp, ent;
-    model_->forward(p.batch, p.targets, temperature, &lp, entropy ? &ent : nullptr);
+    actor_forward(p.batch, p.targets, temperature, &lp, entropy ? &ent : nullptr);
     for (size_t s = 0; s < mb.size(); ++s) {
       for (int64_t j = 0; j < p.offsets[s + 1] - p.offsets[s]; ++j) {
         const int64_t pos = p.response_pos[p.offsets[s] + j];
@@ -425,11 +441,13 @@ Trainer::RolloutData Trainer::prepare(const std::vector<TrainSample>& samples, M
     d.ref_logprobs.assign(N, 0.0f);
     Tensor actor = model_->params().flat_values().clone();
     std::memcpy(model_->params().flat_values().raw(), reference_values_.raw(), actor.nbytes());
+    actor_weights_changed();
     {
       obs::TraceSpan span(obs::process_trace(), "train", "ref_log_probs");
       forward_only(samples, my_micro_batches, d.offsets, &d.ref_logprobs, nullptr);
     }
     std::memcpy(model_->params().flat_values().raw(), actor.raw(), actor.nbytes());
+    actor_weights_changed();
     dp.allreduce_sum(d.ref_logprobs.data(), N);
   }
   if (args_.use_rollout_logprobs) {
@@ -532,7 +550,7 @@ Metrics Trainer::accumulate_step_gradients(const RolloutData& d, const StepSched
     Tensor lp, ent;
     obs::TraceSpan forward_span(obs::process_trace(), "train", "forward");
     forward_span.arg("tokens", p.batch.num_tokens());
-    model_->forward(p.batch, p.targets, temperature, &lp, &ent);
+    actor_forward(p.batch, p.targets, temperature, &lp, &ent);
     forward_span.end();
     std::vector<float> resp_lp(p.response_pos.size()), resp_ent(p.response_pos.size());
     for (size_t k = 0; k < p.response_pos.size(); ++k) {
@@ -549,10 +567,11 @@ Metrics Trainer::accumulate_step_gradients(const RolloutData& d, const StepSched
     }
     {
       obs::TraceSpan span(obs::process_trace(), "train", "backward");
-      model_->backward(Tensor::from_vector(dlp, {T}), Tensor::from_vector(dent, {T}));
+      actor_backward(Tensor::from_vector(dlp, {T}), Tensor::from_vector(dent, {T}));
     }
     for (const auto& [name, value] : loss.metrics) metrics["train/" + name] += value;  // includes "loss"
   }
+  if (gpu_) gpu_->collect_gradients(model_->params());  // into the host gradients the optimizer reduces
   // Metrics are already scaled to the global step: sum them over the DP ranks. Every rank must hold the same keys
   // (a rank without micro-batches would not), so the key set is fixed by a dummy loss evaluation when empty.
   if (metrics.empty()) {
@@ -617,6 +636,7 @@ Metrics Trainer::accumulate_critic_gradients(const RolloutData& d, const StepSch
 }
 
 RolloutTrainResult Trainer::train_rollout(int64_t rollout_id, const std::vector<TrainSample>& samples) {
+  actor_weights_changed();  // the host weights may have been set from outside since the last call
   RolloutTrainResult result;
   const RolloutData data = prepare(samples, &result.rollout);
   // slime: the actor trains unless there is a critic still in its --num-critic-only-steps warm-up.
@@ -636,6 +656,7 @@ RolloutTrainResult Trainer::train_rollout(int64_t rollout_id, const std::vector<
       const double lr = scheduler_->lr(), wd = scheduler_->weight_decay();
       obs::TraceSpan span(obs::process_trace(), "train", "optimizer");
       const OptimizerStepResult opt = optimizer_->step(lr, wd);
+      actor_weights_changed();
       span.end();
       if (!opt.skipped) scheduler_->step(step.num_rollouts);
       metrics["train/grad_norm"] = opt.grad_norm;
@@ -659,6 +680,7 @@ RolloutTrainResult Trainer::train_rollout(int64_t rollout_id, const std::vector<
 }
 
 std::vector<float> Trainer::response_logprobs(const std::vector<TrainSample>& samples) {
+  actor_weights_changed();
   std::vector<int64_t> offsets = {0};
   for (const TrainSample& s : samples) offsets.push_back(offsets.back() + s.response_length);
   // Every sample once, split over the DP ranks, then summed so every rank has all of them.
@@ -671,6 +693,7 @@ std::vector<float> Trainer::response_logprobs(const std::vector<TrainSample>& sa
 }
 
 Metrics Trainer::compute_gradients(const std::vector<TrainSample>& samples) {
+  actor_weights_changed();
   const RolloutData data = prepare(samples, nullptr);
   SLIME_CHECK(!data.schedule.empty(), "compute_gradients: the rollout fills no optimizer step");
   model_->params().zero_grad();

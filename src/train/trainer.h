@@ -33,6 +33,7 @@
 #include "train/advantages.h"
 #include "train/distributed_optimizer.h"
 #include "train/dp_schedule.h"
+#include "train/gpu_mirror.h"
 #include "train/loss.h"
 #include "train/lr_scheduler.h"
 
@@ -101,6 +102,13 @@ class Trainer {
   // the rollout-wide vectors at the samples' offsets.
   void forward_only(const std::vector<TrainSample>& samples, const std::vector<std::vector<int64_t>>& micro_batches,
                     const std::vector<int64_t>& offsets, std::vector<float>* logprobs, std::vector<float>* entropy);
+  // The actor's forward and backward: on the GPU with --backend cuda (GpuMirror), else the CPU decoder.
+  void actor_forward(const model::PackedBatch& batch, const std::vector<int64_t>& targets, float temperature,
+                     Tensor* logprobs, Tensor* entropy);
+  void actor_backward(const Tensor& dlogprobs, const Tensor& dentropy);
+  void actor_weights_changed() {
+    if (gpu_) gpu_->weights_changed();
+  }
   void load_initial_weights();
   void load_reference_weights();
   void load_weights(const std::string& source, std::optional<int64_t> step, model::Decoder& model,
@@ -113,6 +121,7 @@ class Trainer {
   Args args_;
   comm::ParallelGroups groups_;
   std::unique_ptr<model::Decoder> model_;
+  std::unique_ptr<GpuMirror> gpu_;  // --backend cuda
   std::unique_ptr<DistributedOptimizer> optimizer_;
   std::unique_ptr<LrScheduler> scheduler_;
   LossConfig loss_config_;

@@ -1,7 +1,9 @@
 // Trainer options with effects beyond the loss: frozen parameters, reference-model updates, LM-head chunking, and
 // options the trainer refuses rather than ignores.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstring>
+#include <exception>
 
 #include "comm/parallel.h"
 #include "train/trainer.h"
@@ -93,4 +95,15 @@ TEST_CASE("periodic actions (--save-interval, --eval-interval) fire as slime's s
   CHECK(saves == std::vector<int64_t>{2, 3, 5, 7, 8, 9});
   CHECK(evals == std::vector<int64_t>{2, 3, 5, 7, 8});
   CHECK_FALSE(periodic_action_due(std::nullopt, 9, 10, 4, true));
+}
+
+TEST_CASE("--backend cuda: the actor on the GPU where there is one, a clear refusal where there is none") {
+  try {
+    Trainer trainer(make_args(options({"--backend", "cuda"})), comm::ParallelGroups::single());
+    const RolloutTrainResult r = trainer.train_rollout(0, synthetic_rollout(4, 2, 1000, 3));
+    CHECK(std::isfinite(r.steps[0].at("train/loss")));  // a GPU machine: it trains
+  } catch (const std::exception& e) {
+    CHECK_THAT(e.what(), Catch::Contains("--backend cuda: no CUDA GPU is visible") ||
+                             Catch::Contains("--backend cuda: this build of slime-hpc has no CUDA backend"));
+  }
 }
