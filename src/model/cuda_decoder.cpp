@@ -317,6 +317,7 @@ void CudaDecoder::forward(const PackedBatch& batch, const std::vector<int64_t>& 
     SLIME_CHECK(targets[t] >= 0 && targets[t] < m.vocab_size, "forward: target ", t, " is ", targets[t],
                 ", outside the vocabulary [0, ", m.vocab_size, ")");
   SLIME_CHECK(temperature > 0, "forward: temperature must be positive, got ", temperature);
+  SLIME_CHECK(batch.num_tokens() > 0, "forward: the packed batch has no tokens");
   valid_ = false;
   cuda::profile_mark("host: before forward");
   prepare_batch(batch, targets);

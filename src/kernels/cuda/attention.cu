@@ -661,17 +661,23 @@ void check_aligned(const char* op, const char* name, const void* p) {
   SLIME_CHECK(reinterpret_cast<uintptr_t>(p) % 16 == 0, op, ": ", name, " is not 16-byte aligned");
 }
 
+// Kernels using more than 48 KB of dynamic shared memory must say so once, before their first launch.
+template <auto Kernel>
+void allow_dynamic_smem(int bytes) {
+  static const bool configured = [bytes] {
+    cudaCheck(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    return true;
+  }();
+  (void)configured;
+}
+
 template <int D>
 void forward_bf16(const void* q, const void* k, const void* v, const int* cu_seqlens, int64_t tokens,
                   int64_t sequences, int64_t max_seqlen, int64_t heads, int64_t groups, float scale, void* out,
                   float* lse, cudaStream_t stream) {
   constexpr int kBr = 16 * kFwdWarps, kSmem = fwd_smem_bytes<D, kFwdWarps>();
-  auto kernel = attention_forward_bf16_kernel<D, kFwdWarps>;
-  static const bool configured = [&] {
-    cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    return true;
-  }();
-  (void)configured;
+  constexpr auto kernel = attention_forward_bf16_kernel<D, kFwdWarps>;
+  allow_dynamic_smem<kernel>(kSmem);
   const int64_t qblocks = (max_seqlen + kBr - 1) / kBr;
   SLIME_CHECK(qblocks <= 65535, "attention_forward: max_seqlen ", max_seqlen, " too long");
   const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(qblocks), static_cast<unsigned>(sequences));
@@ -687,12 +693,8 @@ void backward_bf16(const void* q, const void* k, const void* v, const float* lse
                    int64_t groups, float scale, float* dq_acc, float* dk_acc, float* dv_acc, const float* delta,
                    cudaStream_t stream) {
   constexpr int kSmem = bwd_smem_bytes<D>();
-  auto kernel = attention_backward_bf16_kernel<D>;
-  static const bool configured = [&] {
-    cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    return true;
-  }();
-  (void)configured;
+  constexpr auto kernel = attention_backward_bf16_kernel<D>;
+  allow_dynamic_smem<kernel>(kSmem);
   const int64_t kblocks = (max_seqlen + kKeyTile - 1) / kKeyTile;
   SLIME_CHECK(kblocks <= 65535, "attention_backward: max_seqlen ", max_seqlen, " too long");
   const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(kblocks), static_cast<unsigned>(sequences));
