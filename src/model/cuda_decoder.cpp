@@ -31,7 +31,7 @@ struct CudaDecoder::Layer {
 };
 
 struct CudaDecoder::Buffers {
-  int* tokens = nullptr;         // [T]
+  int* tokens = nullptr;         // [T], first of the batch ints (one block, batch_ints)
   int* targets = nullptr;        // [T]
   int* cu_seqlens = nullptr;     // [B + 1]
   int* positions = nullptr;      // [T]
@@ -152,12 +152,13 @@ void CudaDecoder::plan(Carver& c, int64_t T, int64_t B, int64_t U, Buffers& b) c
   const int64_t h = m.hidden_size, H = m.num_heads, G = m.num_kv_heads, d = m.head_dim, F = m.intermediate_size;
   const int64_t QKV = (H + 2 * G) * d, V = m.padded_vocab_size, L = m.num_layers;
   const int64_t chunk = std::min(lm_head_chunk_rows(), std::max<int64_t>(T, 1));
-  b.tokens = c.take<int>(T * 4);
-  b.targets = c.take<int>(T * 4);
-  b.cu_seqlens = c.take<int>((B + 1) * 4);
-  b.positions = c.take<int>(T * 4);
-  b.order = c.take<int>(T * 4);
-  b.unique_starts = c.take<int>((U + 1) * 4);
+  // The batch's integer arrays back to back (batch_ints' layout: one upload).
+  b.tokens = c.take<int>(batch_ints(T, B, U) * 4);
+  b.targets = b.tokens ? b.tokens + T : nullptr;
+  b.cu_seqlens = b.tokens ? b.targets + T : nullptr;
+  b.positions = b.tokens ? b.cu_seqlens + B + 1 : nullptr;
+  b.order = b.tokens ? b.positions + T : nullptr;
+  b.unique_starts = b.tokens ? b.order + T : nullptr;
   b.cos = c.take<float>(T * (d / 2) * 4);
   b.sin = c.take<float>(T * (d / 2) * 4);
   const bool full = options_.recompute_granularity == "full";
@@ -207,14 +208,12 @@ void CudaDecoder::plan(Carver& c, int64_t T, int64_t B, int64_t U, Buffers& b) c
 
 void CudaDecoder::prepare_batch(const PackedBatch& batch, const std::vector<int64_t>& targets) {
   const int64_t T = batch.num_tokens(), B = batch.num_sequences(), d = config_.head_dim;
-  std::vector<int> tokens(T), tgt(T), cu(B + 1), order, unique_starts;
-  for (int64_t t = 0; t < T; ++t) {
-    tokens[t] = static_cast<int>(batch.tokens[t]);
-    tgt[t] = static_cast<int>(targets[t]);
-  }
-  int64_t max_seqlen = 0;
-  for (int64_t i = 0; i <= B; ++i) cu[i] = static_cast<int>(batch.cu_seqlens[i]);
-  for (int64_t i = 0; i < B; ++i) max_seqlen = std::max<int64_t>(max_seqlen, cu[i + 1] - cu[i]);
+  std::vector<int> tokens(T), order, unique_starts;
+  for (int64_t t = 0; t < T; ++t) tokens[t] = static_cast<int>(batch.tokens[t]);
+  int64_t max_seqlen = 0, max_position = 0;
+  for (int64_t i = 0; i < B; ++i)
+    max_seqlen = std::max<int64_t>(max_seqlen, batch.cu_seqlens[i + 1] - batch.cu_seqlens[i]);
+  for (int64_t t = 0; t < T; ++t) max_position = std::max<int64_t>(max_position, batch.positions[t]);
   cuda::embedding_sort_tokens(tokens, &order, &unique_starts);
   const int64_t U = static_cast<int64_t>(unique_starts.size()) - 1;
 
@@ -233,19 +232,16 @@ void CudaDecoder::prepare_batch(const PackedBatch& batch, const std::vector<int6
   max_seqlen_ = max_seqlen;
 
   Buffers& b = *buf_;
-  cuda::copy_to_device(b.tokens, tokens.data(), T * 4);
-  cuda::copy_to_device(b.targets, tgt.data(), T * 4);
-  cuda::copy_to_device(b.cu_seqlens, cu.data(), (B + 1) * 4);
-  cuda::copy_to_device(b.order, order.data(), T * 4);
-  cuda::copy_to_device(b.unique_starts, unique_starts.data(), (U + 1) * 4);
+  std::vector<int> ints = tokens;  // batch_ints' layout
+  ints.reserve(batch_ints(T, B, U));
+  for (int64_t t = 0; t < T; ++t) ints.push_back(static_cast<int>(targets[t]));
+  for (int64_t i = 0; i <= B; ++i) ints.push_back(static_cast<int>(batch.cu_seqlens[i]));
+  for (int64_t t = 0; t < T; ++t) ints.push_back(static_cast<int>(batch.positions[t]));
+  ints.insert(ints.end(), order.begin(), order.end());
+  ints.insert(ints.end(), unique_starts.begin(), unique_starts.end());
+  cuda::copy_to_device(b.tokens, ints.data(), ints.size() * 4);
   // RoPE cos/sin of each token: rows of per-position tables (cpu::rope_tables, so the values are the CPU's),
   // built on the host once for positions [0, rope_positions_) and grown when a batch goes further.
-  std::vector<int> positions(T);
-  int64_t max_position = 0;
-  for (int64_t t = 0; t < T; ++t) {
-    positions[t] = static_cast<int>(batch.positions[t]);
-    max_position = std::max<int64_t>(max_position, batch.positions[t]);
-  }
   if (max_position >= rope_positions_) {
     rope_positions_ = std::max<int64_t>({max_position + 1, 2 * rope_positions_, 4096});
     std::vector<int64_t> all(rope_positions_);
@@ -257,7 +253,6 @@ void CudaDecoder::prepare_batch(const PackedBatch& batch, const std::vector<int6
     cuda::copy_to_device(rope_cos_.raw(), cos.data(), cos.size() * 4);
     cuda::copy_to_device(rope_sin_.raw(), sin.data(), sin.size() * 4);
   }
-  cuda::copy_to_device(b.positions, positions.data(), T * 4);
   cuda::gather_rows(rope_cos_.data<float>(), b.positions, T, d / 2, b.cos, nullptr);
   cuda::gather_rows(rope_sin_.data<float>(), b.positions, T, d / 2, b.sin, nullptr);
 }
@@ -311,12 +306,7 @@ void CudaDecoder::forward(const PackedBatch& batch, const std::vector<int64_t>& 
                           Tensor* logprobs, Tensor* entropy) {
   const ModelConfig& m = config_;
   batch.validate(m.vocab_size);
-  SLIME_CHECK(static_cast<int64_t>(targets.size()) == batch.num_tokens(), "forward: ", targets.size(),
-              " targets for ", batch.num_tokens(), " tokens");
-  for (size_t t = 0; t < targets.size(); ++t)
-    SLIME_CHECK(targets[t] >= 0 && targets[t] < m.vocab_size, "forward: target ", t, " is ", targets[t],
-                ", outside the vocabulary [0, ", m.vocab_size, ")");
-  SLIME_CHECK(temperature > 0, "forward: temperature must be positive, got ", temperature);
+  check_forward_inputs(batch, targets, temperature, m.vocab_size);
   SLIME_CHECK(batch.num_tokens() > 0, "forward: the packed batch has no tokens");
   valid_ = false;
   cuda::profile_mark("host: before forward");

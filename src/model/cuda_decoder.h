@@ -88,6 +88,8 @@ class CudaDecoder {
   void layer_backward(int64_t l, const void* dy, void* dx);
   void lm_head_logits(int64_t r0, int64_t rows);
   const void* wc(const Param& p) const;  // the weights the GEMMs read: bf16 copy or fp32 master
+  // Ints per batch: tokens, targets [T], cu_seqlens [B + 1], positions, embedding order [T], unique starts [U + 1].
+  static int64_t batch_ints(int64_t T, int64_t B, int64_t U) { return 4 * T + B + U + 2; }
   size_t act_bytes(int64_t elements) const { return static_cast<size_t>(elements) * (bf16() ? 2 : 4); }
   bool bf16() const { return options_.precision == cuda::Precision::BF16; }
 

@@ -96,6 +96,16 @@ DecoderWeights::DecoderWeights(const ModelConfig& c, const comm::Group& tp, Head
   }
 }
 
+void check_forward_inputs(const PackedBatch& batch, const std::vector<int64_t>& targets, float temperature,
+                          int64_t vocab_size) {
+  SLIME_CHECK(static_cast<int64_t>(targets.size()) == batch.num_tokens(), "forward: ", targets.size(),
+              " targets for ", batch.num_tokens(), " tokens");
+  for (size_t t = 0; t < targets.size(); ++t)
+    SLIME_CHECK(targets[t] >= 0 && targets[t] < vocab_size, "forward: target ", t, " is ", targets[t],
+                ", outside the vocabulary [0, ", vocab_size, ")");
+  SLIME_CHECK(temperature > 0, "forward: temperature must be positive, got ", temperature);
+}
+
 Decoder::Decoder(const ModelConfig& config, const comm::Group& tp, Head head)
     : config_(config), tp_(tp), head_(head), w_(config, tp, head) {
   w_.registry.allocate();
@@ -283,12 +293,7 @@ void Decoder::forward(const PackedBatch& batch, const std::vector<int64_t>& targ
                       Tensor* logprobs, Tensor* entropy) {
   SLIME_ASSERT(head_ == Head::LanguageModel, "forward() needs the LM head; the critic uses forward_values()");
   const ModelConfig& c = config_;
-  SLIME_CHECK(static_cast<int64_t>(targets.size()) == batch.num_tokens(), "forward: ", targets.size(),
-              " targets for ", batch.num_tokens(), " tokens");
-  for (size_t t = 0; t < targets.size(); ++t)
-    SLIME_CHECK(targets[t] >= 0 && targets[t] < c.vocab_size, "forward: target ", t, " is ", targets[t],
-                ", outside the vocabulary [0, ", c.vocab_size, ")");
-  SLIME_CHECK(temperature > 0, "forward: temperature must be positive, got ", temperature);
+  check_forward_inputs(batch, targets, temperature, c.vocab_size);
   state_ = BatchState{};
   run_layers(batch, true, &state_);
   BatchState& s = state_;

@@ -40,6 +40,11 @@ struct PackedBatch {
   void validate(int64_t vocab_size) const;
 };
 
+// The checks of a training forward's inputs (both decoders): one target per token, each inside the true vocabulary,
+// and a positive temperature. Errors say which target is wrong.
+void check_forward_inputs(const PackedBatch& batch, const std::vector<int64_t>& targets, float temperature,
+                          int64_t vocab_size);
+
 // The paged key/value cache of an inference engine: for every layer, fixed-size blocks of this rank's KV heads.
 struct KvCache {
   int64_t layers = 0, num_blocks = 0, block_size = 0, groups = 0, head_dim = 0;

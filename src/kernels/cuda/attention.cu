@@ -90,6 +90,14 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// Two m16n8 fp32 accumulator tiles (columns 0-7 and 8-15) -> the bf16 A fragment of an m16k16 mma.
+__device__ __forceinline__ void accumulators_to_a(const float (&left)[4], const float (&right)[4], uint32_t (&a)[4]) {
+  a[0] = pack_bf16(left[0], left[1]);
+  a[1] = pack_bf16(left[2], left[3]);
+  a[2] = pack_bf16(right[0], right[1]);
+  a[3] = pack_bf16(right[2], right[3]);
+}
+
 // ROWS rows of D bf16 (global row stride `stride` elements, from `src`) into shared memory rows of D + 8 elements;
 // rows >= valid are zero-filled (`base` is any valid global address, given to the zero-filling copies).
 template <int D, int ROWS, int THREADS>
@@ -223,10 +231,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 #pragma unroll
     for (int kk = 0; kk < kBc / 16; ++kk) {
       uint32_t pa[4];
-      pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-      pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-      pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      accumulators_to_a(s[2 * kk], s[2 * kk + 1], pa);
 #pragma unroll
       for (int dn = 0; dn < D / 16; ++dn) {
         uint32_t vf[4];
@@ -384,14 +389,8 @@ __global__ void __launch_bounds__(kBwdThreads)
 #pragma unroll
     for (int kk = 0; kk < kBq / 16; ++kk) {
       uint32_t pa[4], da[4];
-      pa[0] = pack_bf16(st[2 * kk][0], st[2 * kk][1]);
-      pa[1] = pack_bf16(st[2 * kk][2], st[2 * kk][3]);
-      pa[2] = pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]);
-      pa[3] = pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3]);
-      da[0] = pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]);
-      da[1] = pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]);
-      da[2] = pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]);
-      da[3] = pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3]);
+      accumulators_to_a(st[2 * kk], st[2 * kk + 1], pa);
+      accumulators_to_a(dpt[2 * kk], dpt[2 * kk + 1], da);
       // dS^T to shared memory for dQ (keys x queries)
       bf16* srow = sdS + (warp * 16 + (lane >> 2)) * kSS + kk * 16 + 2 * (lane & 3);
       *reinterpret_cast<uint32_t*>(srow) = da[0];
@@ -658,7 +657,7 @@ void check_shape(const char* op, Precision precision, int64_t tokens, int64_t se
 }
 
 void check_aligned(const char* op, const char* name, const void* p) {
-  SLIME_CHECK(reinterpret_cast<uintptr_t>(p) % 16 == 0, op, ": ", name, " is not 16-byte aligned");
+  SLIME_CHECK(is_aligned(p, 16), op, ": ", name, " is not 16-byte aligned");
 }
 
 // Kernels using more than 48 KB of dynamic shared memory must say so once, before their first launch.

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/heads.h"
 #include "kernels/cuda/cuda_test_util.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/ops.h"
@@ -27,19 +28,15 @@ using namespace slime::cuda_test;
 
 namespace {
 
-// x [T, N, d] (token-major) -> [N, T, d] (head-major), and back.
+// x [T, N, d] (token-major) -> [N, T, d] (head-major), and back (kernels/cpu/heads.h).
 std::vector<float> to_heads(const std::vector<float>& x, int64_t T, int64_t N, int64_t d) {
   std::vector<float> y(x.size());
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t i = 0; i < d; ++i) y[(n * T + t) * d + i] = x[(t * N + n) * d + i];
+  cpu::tokens_to_heads<float>(x.data(), y.data(), T, N, d);
   return y;
 }
 std::vector<float> to_tokens(const std::vector<float>& x, int64_t T, int64_t N, int64_t d) {
   std::vector<float> y(x.size());
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t i = 0; i < d; ++i) y[(t * N + n) * d + i] = x[(n * T + t) * d + i];
+  cpu::heads_to_tokens<float>(x.data(), y.data(), T, N, d);
   return y;
 }
 

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cstddef>
+#include <cstdint>
 #include <cuda_runtime.h>
 
 #include "core/error.h"
@@ -18,6 +20,11 @@
 #define cudaCheckLaunch(name) cudaCheck(cudaGetLastError())
 
 namespace slime::cuda {
+
+// Whether p is a multiple of `bytes` (a power of two); null counts as aligned. For choosing vectorised paths.
+__host__ __device__ __forceinline__ bool is_aligned(const void* p, size_t bytes) {
+  return (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) == 0;
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);

@@ -71,12 +71,6 @@ size_t memory_used() {
   return total - free;
 }
 
-size_t memory_total() {
-  size_t free = 0, total = 0;
-  cudaCheck(cudaMemGetInfo(&free, &total));
-  return total;
-}
-
 void fill_bytes(void* dst, int byte, size_t bytes) { cudaCheck(cudaMemset(dst, byte, bytes)); }
 
 namespace {

@@ -19,9 +19,8 @@ void copy_to_device(void* device_dst, const void* host_src, size_t bytes);
 void copy_to_host(void* host_dst, const void* device_src, size_t bytes);
 // Stream-ordered device-to-device copy.
 void copy_async(void* device_dst, const void* device_src, size_t bytes, cudaStream_t stream);
-// Device memory in use (total - free, all processes) and the device's total, in bytes.
+// Device memory in use (total - free, all processes), in bytes.
 size_t memory_used();
-size_t memory_total();
 // Fills device memory with a byte pattern (tests poison outputs with 0xFF = NaN for fp32/bf16).
 void fill_bytes(void* device_dst, int byte, size_t bytes);
 

@@ -105,8 +105,7 @@ void embedding_forward(Precision precision, const int* tokens, int64_t num_token
   if (num_tokens == 0) return;
   const int64_t elem = precision == Precision::F32 ? 4 : 2;
   const int64_t row_bytes = hidden * elem;
-  const bool vec16 = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(weight) % 16 == 0 &&
-                     reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  const bool vec16 = row_bytes % 16 == 0 && is_aligned(weight, 16) && is_aligned(x, 16);
   if (vec16) forward_launch<uint4>(tokens, num_tokens, weight, vocab_begin, vocab_rows, row_bytes, x, stream);
   else if (elem == 4)
     forward_launch<uint32_t>(tokens, num_tokens, weight, vocab_begin, vocab_rows, row_bytes, x, stream);

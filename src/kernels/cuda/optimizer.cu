@@ -48,8 +48,6 @@ __device__ __forceinline__ float adamw_element(const Scalars& s, float decay, fl
   return __fsub_rn(p, __fmul_rn(s.lr, update));
 }
 
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
-
 // Each block updates one chunk. When the tensor's arrays are 16-byte aligned (the usual case: the registry's
 // parameters are multiples of 4 elements), threads move 4 elements per access (float4, and 8 bytes of bf16).
 __global__ void adamw_kernel(const TensorArgs* __restrict__ tensors, const Chunk* __restrict__ chunks, Scalars s) {
@@ -57,8 +55,8 @@ __global__ void adamw_kernel(const TensorArgs* __restrict__ tensors, const Chunk
   const TensorArgs t = tensors[chunk.tensor];
   const int64_t end = min(chunk.start + kChunk, t.n);
   int64_t scalar_from = chunk.start;
-  const bool vector = aligned16(t.param) && aligned16(t.grad) && aligned16(t.exp_avg) && aligned16(t.exp_avg_sq) &&
-                      (t.param_bf16 == nullptr || (reinterpret_cast<uintptr_t>(t.param_bf16) & 7) == 0);
+  const bool vector = is_aligned(t.param, 16) && is_aligned(t.grad, 16) && is_aligned(t.exp_avg, 16) &&
+                      is_aligned(t.exp_avg_sq, 16) && is_aligned(t.param_bf16, 8);
   if (vector) {
     const int64_t vector_end = chunk.start + (end - chunk.start) / 4 * 4;
     for (int64_t i = chunk.start + 4 * threadIdx.x; i < vector_end; i += 4 * blockDim.x) {

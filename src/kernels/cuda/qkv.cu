@@ -577,7 +577,7 @@ int vector_lanes(const Geometry& g, std::initializer_list<const void*> pointers)
   const int lanes = g.half / V;
   if (lanes != 4 && lanes != 8 && lanes != 16 && lanes != 32) return 0;
   for (const void* p : pointers)
-    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return 0;  // null is aligned
+    if (!is_aligned(p, 16)) return 0;
   return lanes;
 }
 

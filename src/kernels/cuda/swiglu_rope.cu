@@ -14,16 +14,24 @@ constexpr int kThreads = 256;
 
 int blocks_for(int64_t n) { return static_cast<int>((n + kThreads - 1) / kThreads); }
 
+// silu(g) * u, and its gradients (dg, du) given d = dloss/dout: the arithmetic every SwiGLU kernel shares.
+__device__ __forceinline__ float swiglu_value(float g, float u) {
+  const float sig = 1.0f / (1.0f + __expf(-g));
+  return g * sig * u;
+}
+__device__ __forceinline__ void swiglu_grads(float g, float u, float d, float& dg, float& du) {
+  const float sig = 1.0f / (1.0f + __expf(-g));
+  dg = d * u * sig * (1.0f + g * (1.0f - sig));  // d silu / d g
+  du = d * (g * sig);
+}
+
 template <class T>
 __global__ void swiglu_forward_kernel(const T* __restrict__ gate_up, T* __restrict__ out, int64_t tokens,
                                       int64_t ffn) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= tokens * ffn) return;
   const int64_t t = i / ffn, j = i - t * ffn;
-  const float g = to_float(gate_up[t * 2 * ffn + j]);
-  const float u = to_float(gate_up[t * 2 * ffn + ffn + j]);
-  const float sig = 1.0f / (1.0f + __expf(-g));
-  out[i] = from_float<T>(g * sig * u);
+  out[i] = from_float<T>(swiglu_value(to_float(gate_up[t * 2 * ffn + j]), to_float(gate_up[t * 2 * ffn + ffn + j])));
 }
 
 template <class T>
@@ -32,13 +40,11 @@ __global__ void swiglu_backward_kernel(const T* __restrict__ gate_up, const T* _
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= tokens * ffn) return;
   const int64_t t = i / ffn, j = i - t * ffn;
-  const float g = to_float(gate_up[t * 2 * ffn + j]);
-  const float u = to_float(gate_up[t * 2 * ffn + ffn + j]);
-  const float d = to_float(dout[i]);
-  const float sig = 1.0f / (1.0f + __expf(-g));
-  const float silu = g * sig;
-  dgate_up[t * 2 * ffn + j] = from_float<T>(d * u * sig * (1.0f + g * (1.0f - sig)));  // d silu / d g
-  dgate_up[t * 2 * ffn + ffn + j] = from_float<T>(d * silu);
+  float dg, du;
+  swiglu_grads(to_float(gate_up[t * 2 * ffn + j]), to_float(gate_up[t * 2 * ffn + ffn + j]), to_float(dout[i]), dg,
+               du);
+  dgate_up[t * 2 * ffn + j] = from_float<T>(dg);
+  dgate_up[t * 2 * ffn + ffn + j] = from_float<T>(du);
 }
 
 // bf16 with ffn % 8 == 0 (every model we train): 8 elements per thread through 16-byte loads and stores; the
@@ -57,11 +63,7 @@ __global__ void swiglu_forward_bf16x8(const uint4* __restrict__ gate_up, uint4* 
   g.raw = gate_up[t * 2 * ffn8 + j];
   u.raw = gate_up[t * 2 * ffn8 + ffn8 + j];
 #pragma unroll
-  for (int k = 0; k < 8; ++k) {
-    const float gk = __bfloat162float(g.v[k]), uk = __bfloat162float(u.v[k]);
-    const float sig = 1.0f / (1.0f + __expf(-gk));
-    o.v[k] = __float2bfloat16(gk * sig * uk);
-  }
+  for (int k = 0; k < 8; ++k) o.v[k] = __float2bfloat16(swiglu_value(__bfloat162float(g.v[k]), __bfloat162float(u.v[k])));
   out[i] = o.raw;
 }
 
@@ -76,17 +78,14 @@ __global__ void swiglu_backward_bf16x8(const uint4* __restrict__ gate_up, const 
   d.raw = dout[i];
 #pragma unroll
   for (int k = 0; k < 8; ++k) {
-    const float gk = __bfloat162float(g.v[k]), uk = __bfloat162float(u.v[k]), dk = __bfloat162float(d.v[k]);
-    const float sig = 1.0f / (1.0f + __expf(-gk));
-    const float silu = gk * sig;
-    dg.v[k] = __float2bfloat16(dk * uk * sig * (1.0f + gk * (1.0f - sig)));
-    du.v[k] = __float2bfloat16(dk * silu);
+    float dgk, duk;
+    swiglu_grads(__bfloat162float(g.v[k]), __bfloat162float(u.v[k]), __bfloat162float(d.v[k]), dgk, duk);
+    dg.v[k] = __float2bfloat16(dgk);
+    du.v[k] = __float2bfloat16(duk);
   }
   dgate_up[t * 2 * ffn8 + j] = dg.raw;
   dgate_up[t * 2 * ffn8 + ffn8 + j] = du.raw;
 }
-
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 __global__ void gather_rows_kernel(const float* __restrict__ table, const int* __restrict__ rows, int64_t n,
                                    int64_t width, float* __restrict__ out) {
@@ -198,7 +197,7 @@ void fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev, c
 void swiglu_forward(Precision precision, const void* gate_up, void* out, int64_t tokens, int64_t ffn,
                     cudaStream_t stream) {
   if (tokens * ffn == 0) return;
-  if (precision == Precision::BF16 && ffn % 8 == 0 && aligned16(gate_up) && aligned16(out)) {
+  if (precision == Precision::BF16 && ffn % 8 == 0 && is_aligned(gate_up, 16) && is_aligned(out, 16)) {
     swiglu_forward_bf16x8<<<blocks_for(tokens * ffn / 8), kThreads, 0, stream>>>(
         static_cast<const uint4*>(gate_up), static_cast<uint4*>(out), tokens, ffn / 8);
   } else if (precision == Precision::BF16)
@@ -213,7 +212,8 @@ void swiglu_forward(Precision precision, const void* gate_up, void* out, int64_t
 void swiglu_backward(Precision precision, const void* gate_up, const void* dout, void* dgate_up, int64_t tokens,
                      int64_t ffn, cudaStream_t stream) {
   if (tokens * ffn == 0) return;
-  if (precision == Precision::BF16 && ffn % 8 == 0 && aligned16(gate_up) && aligned16(dout) && aligned16(dgate_up)) {
+  if (precision == Precision::BF16 && ffn % 8 == 0 && is_aligned(gate_up, 16) && is_aligned(dout, 16) &&
+      is_aligned(dgate_up, 16)) {
     swiglu_backward_bf16x8<<<blocks_for(tokens * ffn / 8), kThreads, 0, stream>>>(
         static_cast<const uint4*>(gate_up), static_cast<const uint4*>(dout), static_cast<uint4*>(dgate_up), tokens,
         ffn / 8);
