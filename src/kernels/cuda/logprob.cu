@@ -1,9 +1,11 @@
 // Token log-probabilities and entropy from fp32 logits, vocab-parallel (cpu/logprob.h's semantics), in two
 // memory-bound passes over the logits: one read for the forward statistics, one read and one write for the backward.
 //
-// Statistics: one block per row; each thread keeps an online (max, sum exp(z - max), sum exp(z - max) * z) over its
-// columns (float4 loads, four vectors in flight per thread), rescaling when the max grows; the threads merge with
-// the same rescaling through warp shuffles and shared memory (a fixed tree: deterministic). Only valid columns
+// Statistics: one block per row; each thread keeps an online (max, sum exp(z - max), sum exp(z - max) (z - max)) over
+// its columns (float4 loads, four vectors in flight per thread), rescaling and re-centring when the max grows; the
+// threads merge the same way through warp shuffles and shared memory (a fixed tree: deterministic). The third sum is
+// centred on the max so that the entropy, log sum - E[z - max], never subtracts two large numbers: a peaked row (an
+// entropy of 1e-3 next to logits of 10) keeps its relative precision in fp32. Only valid columns
 // (token id < vocab) count; a rank holding none gives (-inf, 0, 0, 0). The merge of the ranks' statistics is done in
 // double, one thread per row. Backward: one block per row writes every column (padding columns get 0).
 #include <cmath>
@@ -18,28 +20,40 @@ namespace {
 constexpr int kUnroll = 4;  // float4 loads in flight per thread
 
 struct Online {
-  float m, s, sz;  // running max of z, sum exp(z - m), sum exp(z - m) * z
+  float m, s, sz;  // running max of z, sum exp(z - m), sum exp(z - m) (z - m)
 };
 
-__device__ __forceinline__ void online_merge(Online& a, const Online& b) {
+// (s, sz) of a side with max m, moved to the larger max `to`: the terms shrink by exp(m - to) and their offsets
+// from the max grow by (m - to). An empty side (s = 0, m = -inf) stays (0, 0).
+__device__ __forceinline__ void recentre(float m, float to, float& s, float& sz) {
+  if (s == 0.0f) {
+    sz = 0.0f;
+    return;
+  }
+  const float scale = expf(m - to);
+  sz = (sz + (m - to) * s) * scale;
+  s *= scale;
+}
+
+__device__ __forceinline__ void online_merge(Online& a, Online b) {
   const float m = fmaxf(a.m, b.m);
   if (m == -INFINITY) return;  // both empty
-  const float ea = expf(a.m - m), eb = expf(b.m - m);  // exp(-inf) = 0 for an empty side
-  a.s = a.s * ea + b.s * eb;
-  a.sz = a.sz * ea + b.sz * eb;
+  recentre(a.m, m, a.s, a.sz);
+  recentre(b.m, m, b.s, b.sz);
+  a.s += b.s;
+  a.sz += b.sz;
   a.m = m;
 }
 
 __device__ __forceinline__ void online_add(Online& a, float z) {
   if (z > a.m) {
-    const float scale = expf(a.m - z);  // 0 while a is empty
-    a.s = a.s * scale + 1.0f;
-    a.sz = a.sz * scale + z;
+    recentre(a.m, z, a.s, a.sz);
+    a.s += 1.0f;  // the new max's own term: exp(0), offset 0
     a.m = z;
   } else if (z != -INFINITY) {
     const float e = expf(z - a.m);
     a.s += e;
-    a.sz += e * z;
+    a.sz += e * (z - a.m);
   }
 }
 
@@ -54,9 +68,7 @@ __device__ __forceinline__ void online_add4(Online& a, float4 v, int64_t col, in
     if (ok[k]) zmax = fmaxf(zmax, z[k]);
   }
   if (zmax > a.m) {
-    const float scale = expf(a.m - zmax);
-    a.s *= scale;
-    a.sz *= scale;
+    recentre(a.m, zmax, a.s, a.sz);
     a.m = zmax;
   }
 #pragma unroll
@@ -64,7 +76,7 @@ __device__ __forceinline__ void online_add4(Online& a, float4 v, int64_t col, in
     if (ok[k]) {
       const float e = expf(z[k] - a.m);
       a.s += e;
-      a.sz += e * z[k];
+      a.sz += e * (z[k] - a.m);
     }
   }
 }
@@ -137,7 +149,7 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-// One thread per row; the ranks' statistics merged in double.
+// One thread per row; the ranks' statistics merged in double (re-centred on the global max).
 __global__ void logprob_combine_kernel(const float* __restrict__ stats, int64_t ranks, int64_t rows,
                                        float* __restrict__ lse, float* __restrict__ mean_z,
                                        float* __restrict__ logprob, float* __restrict__ entropy) {
@@ -150,16 +162,16 @@ __global__ void logprob_combine_kernel(const float* __restrict__ stats, int64_t 
     const float* st = stats + (r * rows + row) * 4;
     tz += static_cast<double>(st[3]);  // only the rank holding the target has a nonzero value
     if (st[0] == -INFINITY) continue;  // no valid column there
-    const double scale = exp(static_cast<double>(st[0]) - m);
+    const double dm = static_cast<double>(st[0]) - m, scale = exp(dm);
     s += static_cast<double>(st[1]) * scale;
-    sz += static_cast<double>(st[2]) * scale;
+    sz += (static_cast<double>(st[2]) + dm * static_cast<double>(st[1])) * scale;
   }
-  const double log_z = m + log(s);
-  const double ez = sz / s;
+  const double log_s = log(s), centred_mean = sz / s;  // log sum exp(z - m), E[z - m]
+  const double log_z = m + log_s;
   if (lse) lse[row] = static_cast<float>(log_z);
-  if (mean_z) mean_z[row] = static_cast<float>(ez);
+  if (mean_z) mean_z[row] = static_cast<float>(m + centred_mean);
   if (logprob) logprob[row] = static_cast<float>(tz - log_z);
-  if (entropy) entropy[row] = static_cast<float>(log_z - ez);
+  if (entropy) entropy[row] = static_cast<float>(log_s - centred_mean);
 }
 
 template <class TO>
@@ -251,7 +263,6 @@ void check_shape(const LogitsShape& s, const char* op) {
               s.vocab_begin, ")");
 }
 
-bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 template <int kBlock>
 void stats_launch(bool vec, const LogitsShape& s, int64_t valid, const float* logits, const int* targets,
@@ -311,7 +322,7 @@ void logprob_partial_stats(const LogitsShape& shape, const float* logits, const 
   if (shape.rows == 0) return;
   SLIME_CHECK(shape.rows <= 0x7fffffffLL, "logprob_partial_stats: ", shape.rows, " rows exceed the grid");
   const int64_t valid = valid_columns(shape);
-  const bool vec = shape.cols % 4 == 0 && aligned(logits, 16);
+  const bool vec = shape.cols % 4 == 0 && is_aligned(logits, 16);
   switch (block_for(valid)) {
     case 1024: return stats_launch<1024>(vec, shape, valid, logits, targets, inv_temperature, stats, stream);
     case 512: return stats_launch<512>(vec, shape, valid, logits, targets, inv_temperature, stats, stream);
@@ -337,7 +348,7 @@ void logprob_backward(Precision out, const LogitsShape& shape, const float* logi
   SLIME_CHECK(shape.rows <= 0x7fffffffLL, "logprob_backward: ", shape.rows, " rows exceed the grid");
   const int64_t valid = valid_columns(shape);
   const bool bf16 = out == Precision::BF16;
-  const bool vec = shape.cols % 4 == 0 && aligned(logits, 16) && aligned(dlogits, bf16 ? 8 : 16);
+  const bool vec = shape.cols % 4 == 0 && is_aligned(logits, 16) && is_aligned(dlogits, bf16 ? 8 : 16);
   if (bf16)
     backward_typed<__nv_bfloat16>(vec, shape, valid, logits, targets, inv_temperature, lse, mean_z, dlogprob,
                                   dentropy, dlogits, stream);

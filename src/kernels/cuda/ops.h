@@ -85,7 +85,8 @@ void embedding_sort_tokens(const std::vector<int>& tokens, std::vector<int>* ord
 // logprob.cu — token log-probabilities and entropy from fp32 logits, vocab-parallel (cpu/logprob.h's semantics):
 // z = logits * inv_temperature over this rank's columns; local column j is token vocab_begin + j and columns whose
 // token id is >= vocab are padding. One online pass per row gives this rank's partial statistics
-// stats [rows, 4] = (max z, sum exp(z - max), sum exp(z - max) * z, z[target] or 0 if the target is elsewhere).
+// stats [rows, 4] = (max z, sum exp(z - max), sum exp(z - max) (z - max), z[target] or 0 if the target is elsewhere);
+// the third sum is centred on the max so that the entropy does not lose precision to cancellation.
 struct LogitsShape {
   int64_t rows, cols;       // local logits [rows, cols], row stride cols
   int64_t vocab;            // true global vocabulary size
