@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -68,12 +69,18 @@ int64_t sample_token(const float* logits, int64_t vocab, const SamplingParams& p
     keep = cut;
     kept_mass = std::accumulate(probs.begin(), probs.begin() + keep, 0.0);
   }
+  // The draw walks the kept tokens in ascending id order (the same rule as the untruncated walk above, and what the
+  // GPU sampler does without sorting): the first kept token whose running probability exceeds uniform * kept mass;
+  // the last kept id if rounding leaves none.
+  std::vector<std::pair<int64_t, double>> kept(keep);
+  for (int64_t i = 0; i < keep; ++i) kept[i] = {order[i], probs[i]};
+  std::sort(kept.begin(), kept.end());
   double target = static_cast<double>(uniform) * kept_mass, acc = 0;
-  int64_t chosen = order[keep - 1];
+  int64_t chosen = kept[keep - 1].first;
   for (int64_t i = 0; i < keep; ++i) {
-    acc += probs[i];
+    acc += kept[i].second;
     if (target < acc) {
-      chosen = order[i];
+      chosen = kept[i].first;
       break;
     }
   }

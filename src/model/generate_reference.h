@@ -31,6 +31,11 @@ struct Generation {
 
 // Picks the next token from one row of logits [padded_vocab] (only the first `vocab` entries are tokens).
 // `uniform` in [0, 1) is the random draw. Returns the token and writes its logprob.
+// Greedy (temperature <= 0) takes the first maximum. Otherwise top-k keeps the k largest logits (ties by lower id),
+// then top-p keeps the shortest prefix of those, in that order, whose renormalised probability reaches top_p; the
+// draw then walks the kept tokens in ascending token id: the first whose running probability exceeds
+// uniform * (kept mass), the last kept one if rounding leaves none. Without truncation that is the plain id-order
+// inverse CDF; the GPU sampler (kernels/cuda/sampling.cu) follows the same rule without sorting.
 int64_t sample_token(const float* logits, int64_t vocab, const SamplingParams& params, float uniform,
                      float* logprob);
 

@@ -373,9 +373,23 @@ TEST_CASE("sampling: greedy, temperature, top-k and top-p follow their definitio
   f = frequencies(hot);
   double z = std::sqrt(0.3) + std::sqrt(0.5) + std::sqrt(0.05) + std::sqrt(0.15);
   CHECK(f[0] == Approx(std::sqrt(0.3) / z).margin(0.01));
+  // The draw walks the kept tokens in ascending id order (as without truncation): top-k = 2 keeps {1: 0.5, 0: 0.3},
+  // renormalised to token 0 on [0, 0.375) and token 1 on [0.375, 1).
+  CHECK(sample_token(logits.data(), vocab, topk, 0.0f, &lp) == 0);
+  CHECK(sample_token(logits.data(), vocab, topk, 0.37f, &lp) == 0);
+  CHECK(sample_token(logits.data(), vocab, topk, 0.38f, &lp) == 1);
+  CHECK(sample_token(logits.data(), vocab, topk, 0.999f, &lp) == 1);
+  // top-p = 0.9 keeps {1, 0, 3}: in id order 0 on [0, 0.3 / 0.95), 1 on [0.3 / 0.95, 0.8 / 0.95), then 3.
+  CHECK(sample_token(logits.data(), vocab, topp, 0.0f, &lp) == 0);
+  CHECK(sample_token(logits.data(), vocab, topp, 0.32f, &lp) == 1);
+  CHECK(sample_token(logits.data(), vocab, topp, 0.83f, &lp) == 1);
+  CHECK(sample_token(logits.data(), vocab, topp, 0.85f, &lp) == 3);
+  CHECK(sample_token(logits.data(), vocab, topp, 0.999f, &lp) == 3);
   // The logprob reported is log softmax(logits / T) before truncation.
-  sample_token(logits.data(), vocab, topk, 0.0f, &lp);
+  CHECK(sample_token(logits.data(), vocab, topk, 0.5f, &lp) == 1);
   CHECK(lp == Approx(std::log(0.5)).margin(1e-6));
+  CHECK(sample_token(logits.data(), vocab, topk, 0.0f, &lp) == 0);
+  CHECK(lp == Approx(std::log(0.3)).margin(1e-6));
 }
 
 TEST_CASE("reference generation is reproducible and stops on stop tokens") {

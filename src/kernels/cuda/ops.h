@@ -133,4 +133,54 @@ void adamw_step(const std::vector<AdamWTensor>& tensors, int64_t step, double be
 // *total (device double) += sum of x[i]^2, in double, in a fixed order (deterministic). For the gradient norm.
 void sum_of_squares_accumulate(const float* x, int64_t n, double* total, cudaStream_t stream);
 
+// paged_attention.cu — the rollout engine's attention over a paged KV cache (kernels/cpu/paged_attention.h's
+// semantics, token-major). One layer's cache holds k_cache, v_cache [num_slots, G, d] in `precision`
+// (num_slots = num_blocks * block_size); the token at position p of a sequence sits in slot
+// block_table[p / block_size] * block_size + p % block_size.
+// kv_cache_write: the new tokens' k, v [T, G, d] into their slots, slots [T] int32 on the device.
+void kv_cache_write(Precision precision, const void* k, const void* v, const int* slots, int64_t tokens,
+                    int64_t groups, int64_t head_dim, void* k_cache, void* v_cache, cudaStream_t stream);
+// The step's sequences, device arrays. Sequence b brings n_b = cu_seqlens[b + 1] - cu_seqlens[b] new tokens (rows
+// cu_seqlens[b] .. of q and out) at positions context_lens[b] - n_b .. context_lens[b] - 1, already written to the
+// cache; new token i attends to positions 0 .. context_lens[b] - n_b + i of its sequence (causal).
+struct PagedBatch {
+  const int* cu_seqlens = nullptr;    // [B + 1]
+  const int* context_lens = nullptr;  // [B] cached tokens after this step (old + new)
+  const int* block_tables = nullptr;  // [B, max_blocks] row-major, block ids of each sequence
+  int64_t sequences = 0;              // B
+  int64_t tokens = 0;                 // T = cu_seqlens[B]
+  int64_t max_blocks = 0;             // row stride of block_tables
+  int64_t block_size = 0;
+  int64_t max_context = 0;            // upper bound of context_lens (fixes the launch shape: CUDA-graph friendly)
+  int64_t max_new_tokens = 0;         // upper bound of n_b (1 for a decode step)
+};
+// Bytes of the workspace paged_attention_forward needs for this batch shape and head layout (depends only on the
+// bounds in `batch` and the current device's SM count, not on the device arrays' contents; 0 when no split-KV
+// merge is needed).
+size_t paged_attention_workspace_bytes(const PagedBatch& batch, int64_t heads, int64_t head_dim);
+// out [T, H, d] in `precision` from q [T, H, d] (after RoPE): query head h reads KV group h / (H / G); fp32
+// accumulation; split-KV (flash decoding) over the context, GQA-aware (a group's query heads share each K/V read).
+// `workspace` holds paged_attention_workspace_bytes(batch, heads, head_dim) bytes. Launches depend only on the
+// bounds in `batch` (and the device), so a decode step can be captured in a CUDA graph and replayed with new array
+// contents. kv_cache_write skips tokens whose slot is negative (padding rows of such a graph).
+void paged_attention_forward(Precision precision, const PagedBatch& batch, const void* q, const void* k_cache,
+                             const void* v_cache, int64_t heads, int64_t groups, int64_t head_dim, float scale,
+                             void* out, void* workspace, cudaStream_t stream);
+
+// sampling.cu — the rollout engine's sampler on the GPU (model::sample_token's semantics, the CPU reference): per
+// row of fp32 logits [rows, cols] (the first `vocab` columns are tokens), z = logits / temperature; greedy
+// (temperature 0) takes the first maximum; otherwise top-k then top-p truncate by descending probability (ties by
+// id) and the draw `uniform` picks the token whose cumulative kept probability, walking the kept tokens in id order,
+// first exceeds uniform * kept mass. logprob = log softmax(z)[token] before truncation (what SGLang reports).
+struct SamplingRow {
+  float temperature;  // 0 = greedy
+  int top_k;          // <= 0: off
+  float top_p;        // 1 = off
+  float uniform;      // the draw in [0, 1)
+};
+// params [rows] on the device; tokens [rows] int32 and logprobs [rows] fp32 written on the device. Launches depend
+// only on rows/cols/vocab (CUDA-graph friendly).
+void sample_tokens(const float* logits, int64_t rows, int64_t cols, int64_t vocab, const SamplingRow* params,
+                   int* tokens, float* logprobs, cudaStream_t stream);
+
 }  // namespace slime::cuda
