@@ -257,11 +257,12 @@ class RolloutSide {
     ring.put(0, bytes.data(), static_cast<int64_t>(bytes.size()));
   }
 
-  // After new weights reached engine_model(): stale cached K/V dropped, outputs tagged with the version.
+  // After new weights reached engine_model(): the engine's device copy refreshed (CUDA backend), stale cached K/V
+  // dropped, outputs tagged with the version.
   void weights_updated(int64_t version) {
     weight_version_ = version;
     if (engine_) {
-      engine_->flush_cache();
+      engine_->reload_weights();
       engine_->set_weight_version(version);
     }
   }

@@ -501,8 +501,9 @@ std::vector<OptionSpec> build_table() {
   OPT("--fp16", fp16, "float16 training with loss scaling.");
   OPT("--backend", backend,
       "Compute backend: cpu, cuda, or auto. cuda runs the trainer's forward and backward on the GPU (CUDA decoder; "
-      "parameters, optimizer and checkpoints stay in host memory for now; no tensor parallelism yet); the rollout "
-      "engine is CPU-only for now. auto means cpu until the GPU trainer is complete.")
+      "parameters, optimizer and checkpoints stay in host memory for now; no tensor parallelism yet) and the rollout "
+      "engines on the GPU (bf16 weights, paged KV cache sized by --sglang-mem-fraction-static, GPU sampling, CUDA "
+      "graphs for decode; one GPU per engine). auto means cpu until the GPU trainer is complete.")
       .choices({"cpu", "cuda", "auto"});
 
   b.group = "sglang";
@@ -521,9 +522,10 @@ std::vector<OptionSpec> build_table() {
   OPT("--sglang-schedule-policy", sglang_schedule_policy,
       "Waiting-queue order: fcfs (arrival) or lpm (longest cached prefix first).")
       .choices({"fcfs", "lpm"});
-  OPT("--sglang-disable-cuda-graph", sglang_disable_cuda_graph, "Do not capture CUDA graphs for decode.");
+  OPT("--sglang-disable-cuda-graph", sglang_disable_cuda_graph,
+      "Do not capture CUDA graphs for decode (CUDA backend): every step launches its kernels.");
   OPT("--sglang-cuda-graph-max-bs", sglang_cuda_graph_max_bs,
-      "Largest decode batch captured as a CUDA graph; None = engine default.");
+      "Largest decode batch captured as a CUDA graph (CUDA backend); None = 256.");
   OPT("--sglang-enable-deterministic-inference", sglang_enable_deterministic_inference,
       "Batch-invariant kernels and per-request seeds: identical outputs for identical requests.");
   OPT("--sglang-server-concurrency", sglang_server_concurrency,

@@ -3,8 +3,6 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "core/rng.h"
-#include "model/generate_reference.h"
 
 namespace slime::rollout {
 
@@ -15,12 +13,12 @@ int64_t kv_blocks_for(const model::ModelConfig& config, int tensor_parallel_size
 Engine::Engine(model::Decoder& model, EngineConfig config, const tokenizer::Tokenizer* tokenizer)
     : model_(model), config_(std::move(config)), tokenizer_(tokenizer) {
   if (config_.max_context_len <= 0) config_.max_context_len = model_.config().max_position_embeddings;
+  // The CUDA runner sizes its KV cache from the device's memory when num_blocks is 0 (it sets config_.num_blocks).
+  runner_ = make_model_runner(model_, config_);
   SLIME_CHECK(config_.num_blocks > 0, "rollout engine: the KV cache has no blocks (--sglang-max-total-tokens or "
                                       "--sglang-mem-fraction-static too small)");
-  cache_ = model::KvCache::allocate(model_.config(), model_.tp().size, config_.num_blocks, config_.block_size);
   blocks_ = std::make_unique<BlockManager>(config_.num_blocks, config_.block_size, config_.prefix_caching);
   scheduler_ = std::make_unique<Scheduler>(SchedulerConfig{config_.max_running, config_.max_batched_tokens, config_.longest_prefix_first}, *blocks_);
-  runner_ = std::make_unique<ModelRunner>(model_, cache_);
 }
 
 int64_t Engine::add_request(GenerateRequest request) {
@@ -88,23 +86,17 @@ std::vector<GenerateOutput> Engine::step() {
   for (const GenerateOutput& out : finished) sequences_.erase(out.id);
   const std::vector<ScheduledChunk> chunks = scheduler_->schedule();
   if (chunks.empty()) return finished;
-  const Tensor logits = runner_->run(chunks);
-  const int64_t padded = logits.dim(1), vocab = model_.config().vocab_size;
+  const std::vector<SampledToken> sampled = runner_->run(chunks);
   ++stats_.steps;
-  int64_t row = 0;
+  size_t next = 0;
   for (const ScheduledChunk& c : chunks) {
     Sequence& seq = *c.seq;
     (seq.num_generated() > 0 && c.count == 1 ? stats_.decode_tokens : stats_.prefill_tokens) += c.count;
     if (!c.samples) continue;
-    model::SamplingParams sp;
-    sp.temperature = seq.params.temperature;
-    sp.top_k = seq.params.top_k;
-    sp.top_p = seq.params.top_p;
-    float logprob = 0;
-    // The draw for the i-th response token is element i of the request's stream: independent of batching.
-    const float uniform = philox_uniform(seq.params.seed, 0, static_cast<uint64_t>(seq.num_generated()));
-    const int64_t token = model::sample_token(logits.data<float>() + row * padded, vocab, sp, uniform, &logprob);
-    ++row;
+    SLIME_ASSERT(next < sampled.size(), "rollout engine: the model runner returned too few tokens");
+    const int64_t token = sampled[next].token;
+    const float logprob = sampled[next].logprob;
+    ++next;
     seq.tokens.push_back(token);
     seq.logprobs.push_back(logprob);
     const auto& eos = config_.eos_token_ids;
@@ -148,6 +140,11 @@ std::vector<GenerateOutput> Engine::generate(std::vector<GenerateRequest> reques
   std::vector<GenerateOutput> outputs;
   for (int64_t id : ids) outputs.push_back(std::move(done.at(id)));
   return outputs;
+}
+
+void Engine::reload_weights() {
+  flush_cache();
+  runner_->reload_weights();
 }
 
 void Engine::flush_cache() {

@@ -1,10 +1,10 @@
-// The rollout engine (CPU backend): continuous batching over a paged KV cache, with SGLang's request semantics.
+// The rollout engine: continuous batching over a paged KV cache, with SGLang's request semantics.
 //
 //   add_request(prompt, sampling params)  ->  step() ... step()  ->  outputs (tokens, log-probs, finish reason)
 //
-// A step schedules chunks (scheduler.h), runs them (model_runner.h), samples the next token of every sequence whose
-// chunk reached its end (temperature, top-k, top-p, a per-request Philox stream indexed by the token's position in
-// the response, so batching does not change what a request samples), and ends sequences on an end-of-sequence or
+// A step schedules chunks (scheduler.h), runs them on the CPU or the GPU (model_runner.h), which samples the next
+// token of every sequence whose chunk reached its end (temperature, top-k, top-p, a per-request Philox stream indexed
+// by the token's position in the response, so batching does not change what a request samples), and ends sequences on an end-of-sequence or
 // stop token, a stop string in the decoded response, max_new_tokens, or the context length. The log-prob returned
 // for a token is log softmax(logits / temperature) before top-k/top-p (what SGLang reports, what slime trains on).
 #pragma once
@@ -25,8 +25,12 @@
 
 namespace slime::rollout {
 
+enum class EngineBackend { Cpu, Cuda };
+
 struct EngineConfig {
-  int64_t num_blocks = 0;            // KV cache blocks (see kv_blocks_for)
+  EngineBackend backend = EngineBackend::Cpu;  // --backend
+  int64_t num_blocks = 0;            // KV cache blocks (see kv_blocks_for); CUDA: 0 = size from free device memory
+  double mem_fraction_static = 0.9;  // --sglang-mem-fraction-static (CUDA: weights + KV cache share of the device)
   int64_t block_size = 16;           // --sglang-page-size
   int64_t max_running = 256;         // --sglang-max-running-requests
   int64_t max_batched_tokens = 512;  // --sglang-chunked-prefill-size
@@ -34,6 +38,9 @@ struct EngineConfig {
   bool prefix_caching = true;        // !--sglang-disable-radix-cache
   bool longest_prefix_first = false; // --sglang-schedule-policy lpm
   std::vector<int64_t> eos_token_ids;
+  // CUDA backend: decode steps of up to this many sequences replay CUDA graphs (0: --sglang-disable-cuda-graph).
+  int64_t cuda_graph_max_bs = 256;  // --sglang-cuda-graph-max-bs
+  bool cuda_fp32 = false;           // CUDA backend: fp32 weights and activations (the reference path of the tests)
 };
 
 struct GenerateRequest {
@@ -78,10 +85,14 @@ class Engine : public EngineClient {
   const EngineStats& stats() const { return stats_; }
   const EngineConfig& config() const { return config_; }
   model::Decoder& model() { return model_; }
+  ModelRunner& runner() { return *runner_; }
   int64_t weight_version() const { return weight_version_; }
   void set_weight_version(int64_t version) { weight_version_ = version; }
   // Drops every cached block (after a weight update the cached K/V are stale). No request may be running.
   void flush_cache();
+  // After the host model's weights changed (weight sync): the runner refreshes its device copy (CUDA) and the
+  // prefix cache is dropped. No request may be running.
+  void reload_weights();
 
  private:
   GenerateOutput finish(Sequence& seq, const std::string& reason);
@@ -90,7 +101,6 @@ class Engine : public EngineClient {
   model::Decoder& model_;
   EngineConfig config_;
   const tokenizer::Tokenizer* tokenizer_;
-  model::KvCache cache_;
   std::unique_ptr<BlockManager> blocks_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ModelRunner> runner_;

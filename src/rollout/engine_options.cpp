@@ -51,19 +51,23 @@ EngineConfig engine_config_from_args(const Args& args, const model::ModelConfig&
   c.prefix_caching = !args.sglang_disable_radix_cache;
   c.longest_prefix_first = args.sglang_schedule_policy == "lpm";
   c.eos_token_ids = eos_token_ids;
+  c.backend = args.backend == "cuda" ? EngineBackend::Cuda : EngineBackend::Cpu;
+  c.cuda_graph_max_bs = args.sglang_disable_cuda_graph ? 0 : args.sglang_cuda_graph_max_bs.value_or(256);
+  SLIME_CHECK(c.cuda_graph_max_bs >= 0, "--sglang-cuda-graph-max-bs must be >= 0, got ", c.cuda_graph_max_bs);
+  const double fraction = args.sglang_mem_fraction_static;
+  SLIME_CHECK(fraction > 0 && fraction <= 1, "--sglang-mem-fraction-static must be in (0, 1], got ", fraction);
+  c.mem_fraction_static = fraction;
   if (args.sglang_max_total_tokens) {
     SLIME_CHECK(*args.sglang_max_total_tokens >= c.block_size, "--sglang-max-total-tokens ",
                 *args.sglang_max_total_tokens, " is smaller than one page (", c.block_size, " tokens)");
     c.num_blocks = *args.sglang_max_total_tokens / c.block_size;
-  } else {
-    const double fraction = args.sglang_mem_fraction_static;
-    SLIME_CHECK(fraction > 0 && fraction <= 1, "--sglang-mem-fraction-static must be in (0, 1], got ", fraction);
+  } else if (c.backend == EngineBackend::Cpu) {
     const int64_t weights = model.num_parameters() * static_cast<int64_t>(sizeof(float)) / tensor_parallel_size;
     const int64_t budget = static_cast<int64_t>(fraction * static_cast<double>(available_host_memory())) - weights;
     c.num_blocks = kv_blocks_for(model, tensor_parallel_size, c.block_size, budget);
     SLIME_CHECK(c.num_blocks > 0, "--sglang-mem-fraction-static ", fraction, " leaves no memory for the KV cache "
                                   "after the weights (", weights, " bytes); raise it or set --sglang-max-total-tokens");
-  }
+  }  // the CUDA runner sizes its KV cache from the device's free memory (num_blocks 0)
   return c;
 }
 

@@ -1,8 +1,28 @@
 #include "rollout/model_runner.h"
 
+#include "core/error.h"
+#include "core/rng.h"
+#include "rollout/engine.h"
+#ifdef SLIME_HAVE_CUDA
+#include "rollout/cuda_model_runner.h"
+#endif
+
 namespace slime::rollout {
 
-Tensor ModelRunner::run(const std::vector<ScheduledChunk>& chunks) {
+model::SamplingParams next_token_sampling(const Sequence& seq, float* uniform) {
+  model::SamplingParams sp;
+  sp.temperature = seq.params.temperature;
+  sp.top_k = seq.params.top_k;
+  sp.top_p = seq.params.top_p;
+  *uniform = philox_uniform(seq.params.seed, 0, static_cast<uint64_t>(seq.num_generated()));
+  return sp;
+}
+
+CpuModelRunner::CpuModelRunner(model::Decoder& model, const EngineConfig& config) : model_(model) {
+  cache_ = model::KvCache::allocate(model_.config(), model_.tp().size, config.num_blocks, config.block_size);
+}
+
+std::vector<SampledToken> CpuModelRunner::run(const std::vector<ScheduledChunk>& chunks) {
   cpu::PagedSequences seqs;
   seqs.cu_seqlens = {0};
   std::vector<int64_t> tokens, logit_rows;
@@ -16,7 +36,33 @@ Tensor ModelRunner::run(const std::vector<ScheduledChunk>& chunks) {
     seqs.block_tables.push_back(c.seq->block_table);
     if (c.samples) logit_rows.push_back(seqs.cu_seqlens.back() - 1);
   }
-  return model_.forward_paged(seqs, tokens, cache_, logit_rows);
+  const Tensor logits = model_.forward_paged(seqs, tokens, cache_, logit_rows);
+  const int64_t padded = logits.dim(1), vocab = model_.config().vocab_size;
+  std::vector<SampledToken> out;
+  int64_t row = 0;
+  for (const ScheduledChunk& c : chunks) {
+    if (!c.samples) continue;
+    float uniform = 0;
+    const model::SamplingParams sp = next_token_sampling(*c.seq, &uniform);
+    SampledToken s;
+    s.token = model::sample_token(logits.data<float>() + row++ * padded, vocab, sp, uniform, &s.logprob);
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::unique_ptr<ModelRunner> make_model_runner(model::Decoder& model, EngineConfig& config) {
+  if (config.backend == EngineBackend::Cpu) {
+    SLIME_CHECK(config.num_blocks > 0, "rollout engine: the KV cache has no blocks (--sglang-max-total-tokens or "
+                                       "--sglang-mem-fraction-static too small)");
+    return std::make_unique<CpuModelRunner>(model, config);
+  }
+#ifdef SLIME_HAVE_CUDA
+  return std::make_unique<CudaModelRunner>(model, config);
+#else
+  SLIME_FAIL("rollout engine: the cuda backend needs a build with the CUDA toolkit (nvcc was not found when this "
+             "binary was configured); use --backend cpu");
+#endif
 }
 
 }  // namespace slime::rollout

@@ -1,24 +1,58 @@
-// Runs one scheduled step through the model: packs the chunks into a paged batch, runs the decoder over the KV cache,
-// and returns the logits of the chunks that sample a token (CPU backend; the CUDA runner replaces this class).
+// Runs one scheduled step through the model and samples the next token of every chunk that reaches the end of its
+// sequence. The engine (engine.h) schedules; a runner owns the KV cache and the model's execution on one backend:
+//
+//   CpuModelRunner   host fp32: model::Decoder::forward_paged over a host KvCache, then model::sample_token.
+//   CudaModelRunner  the GPU (cuda_model_runner.h): bf16 weights, paged KV cache and sampling on the device, CUDA
+//                    graphs for decode steps.
+//
+// Both sample with SGLang's semantics (model::sample_token is the reference): the draw of the i-th response token of
+// a request is element i of its Philox stream (seed, 0), so batching does not change what a request samples.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "model/decoder.h"
+#include "model/generate_reference.h"
 #include "rollout/scheduler.h"
 
 namespace slime::rollout {
 
+struct EngineConfig;
+
+struct SampledToken {
+  int64_t token = 0;
+  float logprob = 0;  // log softmax(logits / temperature)[token], before top-k/top-p
+};
+
 class ModelRunner {
  public:
-  ModelRunner(model::Decoder& model, model::KvCache& cache) : model_(model), cache_(cache) {}
-  // Logits [sampling chunks, padded vocab], one row per chunk with `samples`, in chunk order.
-  Tensor run(const std::vector<ScheduledChunk>& chunks);
-  model::Decoder& model() { return model_; }
+  virtual ~ModelRunner() = default;
+  // Runs `chunks` (their tokens' K/V go into the cache) and returns one sampled token per chunk with `samples`, in
+  // chunk order.
+  virtual std::vector<SampledToken> run(const std::vector<ScheduledChunk>& chunks) = 0;
+  // The host model's weights changed (weight sync): device copies are refreshed. Cached K/V are stale afterwards;
+  // the engine drops its prefix cache at the same time.
+  virtual void reload_weights() {}
+};
+
+// The sampling parameters of a sequence's next token and its random draw (element num_generated() of the request's
+// Philox stream).
+model::SamplingParams next_token_sampling(const Sequence& seq, float* uniform);
+
+class CpuModelRunner : public ModelRunner {
+ public:
+  CpuModelRunner(model::Decoder& model, const EngineConfig& config);
+  std::vector<SampledToken> run(const std::vector<ScheduledChunk>& chunks) override;
 
  private:
   model::Decoder& model_;
-  model::KvCache& cache_;
+  model::KvCache cache_;
 };
+
+// The runner of `config.backend` (CUDA: an error naming the cause when this build or machine has no GPU). The CUDA
+// runner sets config.num_blocks when it is 0 (KV cache sized from the device's free memory).
+std::unique_ptr<ModelRunner> make_model_runner(model::Decoder& model, EngineConfig& config);
 
 }  // namespace slime::rollout

@@ -16,13 +16,6 @@ namespace slime::train {
 #ifdef SLIME_HAVE_CUDA
 namespace {
 
-// The node-local rank from the launcher (Open MPI, Slurm), or 0.
-int local_rank() {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"})
-    if (const char* v = std::getenv(name)) return std::atoi(v);
-  return 0;
-}
-
 class CudaMirror final : public GpuMirror {
  public:
   CudaMirror(const Args& args, const model::Decoder& host) : host_(host), gpu_(host.config(), options(args, host.config())) {}
@@ -78,11 +71,10 @@ class CudaMirror final : public GpuMirror {
 std::unique_ptr<GpuMirror> GpuMirror::create(const Args& args, const model::Decoder& host) {
   if (args.backend != "cuda") return nullptr;
 #ifdef SLIME_HAVE_CUDA
-  const int count = cuda::device_count();
-  SLIME_CHECK(count > 0, "--backend cuda: no CUDA GPU is visible to this rank");
+  SLIME_CHECK(cuda::device_count() > 0, "--backend cuda: no CUDA GPU is visible to this rank");
   SLIME_CHECK(host.tp().single(), "--backend cuda: the GPU trainer has no tensor parallelism yet (use "
               "--tensor-model-parallel-size 1 or --backend cpu)");
-  cuda::init_device(local_rank() % count);
+  cuda::init_local_device();
   return std::make_unique<CudaMirror>(args, host);
 #else
   (void)host;

@@ -45,6 +45,20 @@ void init_device(int device) {
                                           });
 }
 
+int init_local_device() {
+  const int count = device_count();
+  SLIME_CHECK(count > 0, "no CUDA GPU is visible to this process");
+  int local_rank = 0;
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"}) {
+    if (const char* v = std::getenv(name)) {
+      local_rank = std::atoi(v);
+      break;
+    }
+  }
+  init_device(local_rank % count);
+  return local_rank % count;
+}
+
 std::string device_name(int device) {
   cudaDeviceProp prop{};
   cudaCheck(cudaGetDeviceProperties(&prop, device));

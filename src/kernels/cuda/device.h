@@ -11,6 +11,9 @@ namespace slime::cuda {
 int device_count();  // 0 when no driver or no GPU
 // Binds this process to `device` and registers the Device::CUDA allocator for slime::Tensor.
 void init_device(int device);
+// Binds the process's GPU on a node: the launcher's node-local rank (Open MPI, Slurm, MPICH) modulo the visible
+// devices. Returns the device. Errors when no GPU is visible.
+int init_local_device();
 std::string device_name(int device);
 void synchronize();
 
