@@ -3,7 +3,10 @@
 #   1. the same SFT (200 steps of 32 conversations) from the same random weights on each backend;
 #   2. 20 GRPO steps replayed on each backend from one set of rollouts (saved by a CPU run with
 #      --save-debug-rollout-data, replayed with --load-debug-rollout-data), so both train on the same samples.
-# Prints the loss curves side by side and fails when the GPU curve leaves the CPU curve's band. The demo model has
+#   3. the same 20 GRPO steps live with --backend cuda: trainer AND rollout engine on the GPU (two ranks sharing it),
+#      against the live CPU run of step 2: the engine's fp32 path samples the CPU engine's tokens (same Philox draws),
+#      so the reward curves agree until a rounding difference flips a draw.
+# Prints the curves side by side and fails when the GPU curve leaves the CPU curve's band. The demo model has
 # head_dim 32, so the GPU runs its fp32 path (the bf16 attention kernel takes 64 and 128).
 # Usage: trainer_backend_compare.sh PROGRAMS_DIR SOURCE_DIR OUT_DIR
 set -euo pipefail
@@ -48,6 +51,13 @@ for backend in cpu cuda; do
     --load-debug-rollout-data "$out/rollouts/{rollout_id}.bin" --save "$out/grpo_$backend" \
     >"$out/grpo_$backend.log" 2>&1 || { tail -30 "$out/grpo_$backend.log"; exit 1; }
 done
+echo "== GRPO live, --backend cuda (trainer and engine on the GPU)"
+t0=$SECONDS
+"${mpi[@]}" -np 2 "$train" "${grpo[@]}" --actor-num-nodes 1 --actor-num-gpus-per-node 1 --rollout-num-gpus 1 \
+  --backend cuda --save "$out/grpo_live_cuda" >"$out/grpo_live_cuda.log" 2>&1 ||
+  { tail -30 "$out/grpo_live_cuda.log"; exit 1; }
+echo "   $((SECONDS - t0)) s"
+grep -m1 "rollout engine on" "$out/grpo_live_cuda.log" || true
 
 python3 - "$out" <<'PY'
 import json, sys
@@ -70,5 +80,16 @@ for phase, keys, bound in [("sft", ["train/loss"], 1e-3), ("grpo", ["train/loss"
         if max(first) > bound:
             ok = False
             print(f"FAILED: {phase} {key} leaves the band {bound:g}")
+cpu, gpu = curve("grpo_live", "rollout/raw_reward"), curve("grpo_live_cuda", "rollout/raw_reward")
+assert len(cpu) == len(gpu) and cpu, ("live reward", len(cpu), len(gpu))
+same = next((i for i, (a, b) in enumerate(zip(cpu, gpu)) if abs(a - b) > 1e-6), len(cpu))
+mean_cpu, mean_gpu = sum(cpu) / len(cpu), sum(gpu) / len(gpu)
+print("grpo live rollout/raw_reward: " + ", ".join(f"step {i} cpu {cpu[i]:.4f} cuda {gpu[i]:.4f}"
+                                                   for i in sorted({0, 4, 9, 14, len(cpu) - 1})))
+print(f"grpo live rollout/raw_reward: identical for the first {same} of {len(cpu)} steps; mean cpu {mean_cpu:.4f} "
+      f"cuda {mean_gpu:.4f}")
+if abs(mean_cpu - mean_gpu) > 0.1:
+    ok = False
+    print("FAILED: the live GPU run's mean reward leaves the CPU run's by more than 0.1")
 sys.exit(0 if ok else 1)
 PY
