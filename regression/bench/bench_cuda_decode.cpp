@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "bench_shapes.h"
 #include "kernels/cuda/device.h"
 #include "model/decoder.h"
 #include "rollout/cuda_model_runner.h"
@@ -30,28 +31,10 @@ double copy_bandwidth() {
   Tensor b = Tensor::empty({static_cast<int64_t>(bytes)}, DType::U8, Device::CUDA);
   cuda::fill_bytes(a.raw(), 1, bytes);
   for (int i = 0; i < 2; ++i) cudaMemcpy(b.raw(), a.raw(), bytes, cudaMemcpyDeviceToDevice);
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
   const int reps = 10;
-  cudaEventRecord(start);
-  for (int i = 0; i < reps; ++i) cudaMemcpyAsync(b.raw(), a.raw(), bytes, cudaMemcpyDeviceToDevice, nullptr);
-  cudaEventRecord(stop);
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
+  const float ms = bench::gpu_milliseconds(
+      reps, [&] { cudaMemcpyAsync(b.raw(), a.raw(), bytes, cudaMemcpyDeviceToDevice, nullptr); });
   return 2.0 * bytes * reps / (ms * 1e-3);  // bytes read + written per second
-}
-
-model::ModelConfig qwen25(int64_t hidden, int64_t ffn, int64_t layers, int64_t heads) {
-  json j = {{"architectures", {"Qwen2ForCausalLM"}}, {"model_type", "qwen2"}, {"vocab_size", 151936},
-            {"hidden_size", hidden}, {"intermediate_size", ffn}, {"num_hidden_layers", layers},
-            {"num_attention_heads", heads}, {"num_key_value_heads", 2}, {"rms_norm_eps", 1e-6},
-            {"rope_theta", 1000000.0}, {"tie_word_embeddings", true}, {"hidden_act", "silu"},
-            {"max_position_embeddings", 32768}, {"use_sliding_window", false}};
-  model::ModelConfig c = model::ModelConfig::from_hf_json(j, "qwen2.5 shape");
-  c.pad_vocab(128);
-  return c;
 }
 
 // Random host weights, fast (a 1.5B model): matrices uniform with std 0.02, norm weights 1, biases 0.
@@ -101,7 +84,7 @@ int main(int argc, char** argv) {
   };
   for (const Shape& sh : {Shape{"qwen2.5-0.5b", 896, 4864, 24, 14}, Shape{"qwen2.5-1.5b", 1536, 8960, 28, 12}}) {
     if (shapes.find(std::string(sh.name).substr(8)) == std::string::npos) continue;
-    model::ModelConfig mc = qwen25(sh.hidden, sh.ffn, sh.layers, sh.heads);
+    model::ModelConfig mc = bench::qwen25(sh.hidden, sh.ffn, sh.layers, sh.heads);
     mc.max_position_embeddings = context + steps + 16;
     model::Decoder host(mc);
     fill_random(host.params(), 7);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "bench_shapes.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/ops.h"
 #include "model/cuda_decoder.h"
@@ -34,28 +35,9 @@ double measured_gemm_tflops() {
                c.raw(), nullptr);
   };
   for (int i = 0; i < 3; ++i) run();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
   const int reps = 20;
-  cudaEventRecord(start);
-  for (int i = 0; i < reps; ++i) run();
-  cudaEventRecord(stop);
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
+  const float ms = bench::gpu_milliseconds(reps, run);
   return 2.0 * n * n * n * reps / (ms * 1e-3) / 1e12;
-}
-
-model::ModelConfig qwen25(int64_t hidden, int64_t ffn, int64_t layers, int64_t heads) {
-  json j = {{"architectures", {"Qwen2ForCausalLM"}}, {"model_type", "qwen2"}, {"vocab_size", 151936},
-            {"hidden_size", hidden}, {"intermediate_size", ffn}, {"num_hidden_layers", layers},
-            {"num_attention_heads", heads}, {"num_key_value_heads", 2}, {"rms_norm_eps", 1e-6},
-            {"rope_theta", 1000000.0}, {"tie_word_embeddings", true}, {"hidden_act", "silu"},
-            {"max_position_embeddings", 32768}, {"use_sliding_window", false}};
-  model::ModelConfig c = model::ModelConfig::from_hf_json(j, "qwen2.5 shape");
-  c.pad_vocab(128);
-  return c;
 }
 
 }  // namespace
@@ -71,8 +53,8 @@ int main(int argc, char** argv) {
     const char* name;
     model::ModelConfig config;
   };
-  const std::vector<Shape> shapes = {{"qwen2.5-0.5b", qwen25(896, 4864, 24, 14)},
-                                     {"qwen2.5-1.5b", qwen25(1536, 8960, 28, 12)}};
+  const std::vector<Shape> shapes = {{"qwen2.5-0.5b", bench::qwen25(896, 4864, 24, 14)},
+                                     {"qwen2.5-1.5b", bench::qwen25(1536, 8960, 28, 12)}};
   for (const Shape& s : shapes) {
     const model::ModelConfig& c = s.config;
     const size_t base = cuda::memory_used();

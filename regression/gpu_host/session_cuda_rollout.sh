@@ -5,21 +5,10 @@
 # (slime-hpc/{bin,lib} of slurm/make_bundle.sh + slime-hpc/tests/{kernels_cuda_test,cuda_engine_test,
 # cuda_decoder_test} + slime-hpc/bin/{bench_cuda_decode}); logs under $OUT.
 set -uo pipefail
-export NCCL_NVLS_ENABLE=0 OPENBLAS_NUM_THREADS=8
 OUT=${OUT:-/tmp/slime-cuda-rollout}
-mkdir -p "$OUT" /tmp/gb
-tar xzf dist/gpu.tar.gz -C /tmp/gb
-B=/tmp/gb/slime-hpc
-export LD_LIBRARY_PATH="$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/summary.txt"
-run() {  # name, command...
-  local name=$1; shift
-  local t0=$SECONDS
-  if timeout "${LIMIT:-300}" "$@" > "$OUT/$name.log" 2>&1; then r=ok; else r="FAILED ($?)"; fi
-  echo "== $name: $r in $((SECONDS - t0)) s" | tee -a "$OUT/summary.txt"
-  grep -E "^(paged|sampling|cuda engine|slime|torch|ratio|device|test cases|FAILED|grpo|sft|rollout engine on|.*failed|.*FAILED)" \
-    "$OUT/$name.log" | head -80 | tee -a "$OUT/summary.txt"
-}
+SUMMARY_PATTERN="^(paged|sampling|cuda engine|slime|torch|ratio|device|test cases|FAILED|grpo|sft|rollout engine on|.*failed|.*FAILED)"
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 [ -n "${SKIP_KERNELS:-}" ] || SLIME_PAGED_ATTENTION_BENCH=1 SLIME_SAMPLING_BENCH=1 run kernels_cuda_test \
   "$B/tests/kernels_cuda_test" --use-colour no
 run cuda_engine_test "$B/tests/cuda_engine_test" --use-colour no

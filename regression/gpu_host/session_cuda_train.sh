@@ -4,21 +4,10 @@
 # with dist/gpu.tar.gz (slime-hpc/lib + slime-hpc/tests/{kernels_cuda_test,cuda_decoder_test} +
 # slime-hpc/bin/bench_cuda_train) carried; logs under $OUT.
 set -uo pipefail
-export NCCL_NVLS_ENABLE=0 OPENBLAS_NUM_THREADS=8
 OUT=${OUT:-/tmp/slime-cuda-train}
-mkdir -p "$OUT" /tmp/gb
-tar xzf dist/gpu.tar.gz -C /tmp/gb
-B=/tmp/gb/slime-hpc
-export LD_LIBRARY_PATH="$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/summary.txt"
-run() {  # name, command...
-  local name=$1; shift
-  local t0=$SECONDS
-  if timeout "${LIMIT:-300}" "$@" > "$OUT/$name.log" 2>&1; then r=ok; else r="FAILED ($?)"; fi
-  echo "== $name: $r in $((SECONDS - t0)) s" | tee -a "$OUT/summary.txt"
-  grep -E "^(profile|attention|qkv|embedding|logprob|rmsnorm|gemm NN|swiglu|rope|adamw|cuda |recompute|step|20 steps|slime|torch|ratio|device|test cases|FAILED|.*failed)" \
-    "$OUT/$name.log" | head -120 | tee -a "$OUT/summary.txt"
-}
+SUMMARY_PATTERN="^(profile|attention|qkv|embedding|logprob|rmsnorm|gemm NN|swiglu|rope|adamw|cuda |recompute|step|20 steps|slime|torch|ratio|device|test cases|FAILED|.*failed)"
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 run kernels_cuda_test "$B/tests/kernels_cuda_test" --use-colour no
 run cuda_decoder_test "$B/tests/cuda_decoder_test" --use-colour no
 SLIME_ATTENTION_BENCH=1 run attention_bench "$B/tests/kernels_cuda_test" --use-colour no "*bench*"

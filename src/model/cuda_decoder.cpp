@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/carver.h"
 #include "core/error.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cuda/device.h"
@@ -64,23 +65,6 @@ struct CudaDecoder::Buffers {
   void* dk = nullptr;            // [T, G, d]
   void* dv = nullptr;
   void* dqkv = nullptr;          // [T, (H + 2G) d]
-};
-
-// Bump allocation over the arena. A first pass with no base only measures.
-class CudaDecoder::Carver {
- public:
-  explicit Carver(char* base) : base_(base) {}
-  template <class T = void>
-  T* take(size_t bytes) {
-    const size_t offset = (used_ + 255) / 256 * 256;
-    used_ = offset + bytes;
-    return base_ ? reinterpret_cast<T*>(base_ + offset) : nullptr;
-  }
-  size_t used() const { return used_; }
-
- private:
-  char* base_;
-  size_t used_ = 0;
 };
 
 CudaDecoder::CudaDecoder(const ModelConfig& config, const CudaDecoderOptions& options)

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "core/carver.h"
 #include "core/tensor.h"
 #include "kernels/cuda/ops.h"
 #include "model/config.h"
@@ -80,7 +81,6 @@ class CudaDecoder {
  private:
   struct Layer;         // device pointers of one layer's activations
   struct Buffers;       // everything a batch needs, carved from the arena
-  class Carver;
 
   void plan(Carver& carver, int64_t tokens, int64_t sequences, int64_t unique_tokens, Buffers& b) const;
   void prepare_batch(const PackedBatch& batch, const std::vector<int64_t>& targets);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/carver.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "kernels/cpu/rope.h"
@@ -34,23 +35,6 @@ int64_t graph_bucket(int64_t batch, int64_t limit) {
   int64_t b = batch <= 8 ? next_pow2(batch) : ceil_div(batch, 16) * 16;
   return std::min(b, limit);
 }
-
-// Bump allocation from a base (null: measure only), 256-byte aligned.
-class Carver {
- public:
-  explicit Carver(char* base) : base_(base) {}
-  template <class T = void>
-  T* take(size_t bytes) {
-    const size_t offset = (used_ + 255) / 256 * 256;
-    used_ = offset + bytes;
-    return base_ ? reinterpret_cast<T*>(base_ + offset) : nullptr;
-  }
-  size_t used() const { return used_; }
-
- private:
-  char* base_;
-  size_t used_ = 0;
-};
 
 }  // namespace
 

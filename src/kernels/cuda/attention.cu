@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/ops.h"
 
 namespace slime::cuda {
@@ -39,64 +40,6 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kKeyTile = 64;      // keys per tile (forward) and per CTA (backward)
 constexpr int kFwdWarps = 4;      // forward: 16 query rows per warp, 64 per CTA
 constexpr int kBwdThreads = 128;  // backward: 4 warps x 16 keys
-
-// ---------------------------------------------------------------------------------------------------------------
-// PTX helpers
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, asynchronously; zero-filled (nothing read) when !valid.
-__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_4(void* smem, const void* gmem, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem),
-               "r"(valid ? 4 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
-
-// d (16x8 fp32) += a (16x16 bf16, row-major) * b (16x8 bf16, "col": each column's 16 k values).
-// Fragments (g = lane / 4, t = lane % 4): a = {(g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..)};
-// b = {(k 2t..2t+1, n g), (k 2t+8.., n g)}; d = {(g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1)}.
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Two floats -> one register of two bf16, `lo` in the low half (the lower column index of an mma fragment).
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-
-// Two m16n8 fp32 accumulator tiles (columns 0-7 and 8-15) -> the bf16 A fragment of an m16k16 mma.
-__device__ __forceinline__ void accumulators_to_a(const float (&left)[4], const float (&right)[4], uint32_t (&a)[4]) {
-  a[0] = pack_bf16(left[0], left[1]);
-  a[1] = pack_bf16(left[2], left[3]);
-  a[2] = pack_bf16(right[0], right[1]);
-  a[3] = pack_bf16(right[2], right[3]);
-}
 
 // ROWS rows of D bf16 (global row stride `stride` elements, from `src`) into shared memory rows of D + 8 elements;
 // rows >= valid are zero-filled (`base` is any valid global address, given to the zero-filling copies).
@@ -171,18 +114,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 
     // S = Q K^T (16 x 64 per warp)
     float s[kBc / 8][4];
-#pragma unroll
-    for (int n = 0; n < kBc / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-      for (int nn = 0; nn < kBc / 16; ++nn) {
-        uint32_t kf[4];
-        ldmatrix_x4(kf, sK + (nn * 16 + (lane & 7) + ((lane >> 4) << 3)) * kS + kk * 16 + ((lane >> 3) & 1) * 8);
-        mma_bf16(s[2 * nn], qf[kk], kf[0], kf[1]);
-        mma_bf16(s[2 * nn + 1], qf[kk], kf[2], kf[3]);
-      }
-    }
+    qk_scores<D, kBc>(s, qf, sK, kS, lane);
     if (kb + kBc - 1 > q0) {  // the tile straddles the diagonal: keys after a row are masked
 #pragma unroll
       for (int n = 0; n < kBc / 8; ++n)
@@ -660,15 +592,6 @@ void check_aligned(const char* op, const char* name, const void* p) {
   SLIME_CHECK(is_aligned(p, 16), op, ": ", name, " is not 16-byte aligned");
 }
 
-// Kernels using more than 48 KB of dynamic shared memory must say so once, before their first launch.
-template <auto Kernel>
-void allow_dynamic_smem(int bytes) {
-  static const bool configured = [bytes] {
-    cudaCheck(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    return true;
-  }();
-  (void)configured;
-}
 
 template <int D>
 void forward_bf16(const void* q, const void* k, const void* v, const int* cu_seqlens, int64_t tokens,

@@ -40,6 +40,7 @@
 #include <utility>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/ops.h"
 
 namespace slime::cuda {
@@ -56,64 +57,6 @@ constexpr int kGenericKeys = 4;       // positions whose dot products are in fli
 constexpr int kMaxPerLane = 8;        // generic kernel: head_dim <= 256
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// ---------------------------------------------------------------------------------------------------------------
-// PTX helpers (as in attention.cu)
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, asynchronously; zero-filled (nothing read) when !valid.
-__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
-
-// d (16x8 fp32) += a (16x16 bf16, row-major) * b (16x8 bf16, "col": each column's 16 k values).
-// Fragments (g = lane / 4, t = lane % 4): a = {(g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..)};
-// b = {(k 2t..2t+1, n g), (k 2t+8.., n g)}; d = {(g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1)}.
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-
-// Two m16n8 fp32 accumulator tiles (columns 0-7 and 8-15) -> the bf16 A fragment of an m16k16 mma.
-__device__ __forceinline__ void accumulators_to_a(const float (&left)[4], const float (&right)[4], uint32_t (&a)[4]) {
-  a[0] = pack_bf16(left[0], left[1]);
-  a[1] = pack_bf16(left[2], left[3]);
-  a[2] = pack_bf16(right[0], right[1]);
-  a[3] = pack_bf16(right[2], right[3]);
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-  for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // kv_cache_write
@@ -253,18 +196,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_bf16_kernel(const Pa
 
     // S = Q K^T (16 rows x kWarpKeys positions)
     float s[kWarpKeys / 8][4];
-#pragma unroll
-    for (int nn = 0; nn < kWarpKeys / 8; ++nn) s[nn][0] = s[nn][1] = s[nn][2] = s[nn][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-      for (int nn = 0; nn < kWarpKeys / 16; ++nn) {
-        uint32_t kf[4];
-        ldmatrix_x4(kf, sK + (nn * 16 + (lane & 7) + ((lane >> 4) << 3)) * kS + kk * 16 + ((lane >> 3) & 1) * 8);
-        mma_bf16(s[2 * nn], qf[kk], kf[0], kf[1]);
-        mma_bf16(s[2 * nn + 1], qf[kk], kf[2], kf[3]);
-      }
-    }
+    qk_scores<D, kWarpKeys>(s, qf, sK, kS, lane);
     if (kb + kWarpKeys - 1 > min_limit) {  // some position is past some row's last (zero-filled ones included)
 #pragma unroll
       for (int nn = 0; nn < kWarpKeys / 8; ++nn)
@@ -541,15 +473,6 @@ void check_batch(const char* op, const PagedBatch& batch, int64_t heads, int64_t
               " not a positive multiple of groups ", groups);
   SLIME_CHECK(head_dim > 0 && head_dim <= 32 * kMaxPerLane, op, ": head_dim ", head_dim, " not in [1, ",
               32 * kMaxPerLane, "]");
-}
-
-template <auto Kernel>
-void allow_dynamic_smem(int bytes) {
-  static const bool configured = [bytes] {
-    cudaCheck(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    return true;
-  }();
-  (void)configured;
 }
 
 template <int D, int ROW_WARPS, int STAGES>

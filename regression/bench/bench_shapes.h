@@ -1,0 +1,41 @@
+// The model shapes the GPU benchmarks run (bench_cuda_train, bench_cuda_decode): Qwen2.5's configuration at a given
+// size (vocabulary 151,936 padded to a multiple of 128, two KV heads, tied embeddings, QKV bias), and a GPU timer.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "model/config.h"
+
+namespace slime::bench {
+
+inline model::ModelConfig qwen25(int64_t hidden, int64_t ffn, int64_t layers, int64_t heads) {
+  json j = {{"architectures", {"Qwen2ForCausalLM"}}, {"model_type", "qwen2"}, {"vocab_size", 151936},
+            {"hidden_size", hidden}, {"intermediate_size", ffn}, {"num_hidden_layers", layers},
+            {"num_attention_heads", heads}, {"num_key_value_heads", 2}, {"rms_norm_eps", 1e-6},
+            {"rope_theta", 1000000.0}, {"tie_word_embeddings", true}, {"hidden_act", "silu"},
+            {"max_position_embeddings", 32768}, {"use_sliding_window", false}};
+  model::ModelConfig c = model::ModelConfig::from_hf_json(j, "qwen2.5 shape");
+  c.pad_vocab(128);
+  return c;
+}
+
+// Milliseconds of GPU time of `reps` calls of run() on the default stream (after the caller's warm-up).
+template <class F>
+float gpu_milliseconds(int reps, F&& run) {
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start);
+  for (int i = 0; i < reps; ++i) run();
+  cudaEventRecord(stop);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms;
+}
+
+}  // namespace slime::bench
