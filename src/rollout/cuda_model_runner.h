@@ -16,7 +16,8 @@
 // two), so one graph serves every step that fits it. The first step of a bucket runs eagerly and then captures.
 //
 // The device copy mirrors the host model (model::Decoder, where weight sync lands): reload_weights() rounds the fp32
-// values to bf16 (round to nearest even, the trainer's compute copy bit for bit). Models whose head_dim has no bf16
+// values to bf16 (round to nearest even, the trainer's compute copy bit for bit), copying from the host buffer
+// page-locked in place (cudaHostRegister, once). Models whose head_dim has no bf16
 // attention kernel (not 64 or 128), or EngineConfig::precision F32, run in fp32 (the reference path of the tests).
 //
 // The KV cache takes what --sglang-mem-fraction-static leaves (SGLang's rule): after the weights and the step
@@ -98,6 +99,7 @@ class CudaModelRunner : public ModelRunner {
   int* pinned_ints_ = nullptr;
   size_t pinned_ints_capacity_ = 0;
   void* pinned_out_ = nullptr;              // S tokens + S log-probs
+  const float* pinned_host_ = nullptr;      // the host model's values, page-locked by reload_weights()
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Graph>> graphs_;  // (batch bucket, context bucket)
   CudaRunnerStats stats_;
 };
