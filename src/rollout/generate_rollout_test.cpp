@@ -2,8 +2,10 @@
 // partial rollout through the data buffer, group rewards, custom generate plug-ins, and failures that abort cleanly.
 #include <catch2/catch.hpp>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <memory>
+#include <thread>
 
 #include "core/io.h"
 #include "data/data_source.h"
@@ -53,6 +55,23 @@ struct Pool {
     }
     router = std::make_unique<Router>(raw);
   }
+};
+
+// An engine whose steps take at least `delay`: a test that needs the reward thread to score a group while others are
+// still generating then holds on a loaded machine too (the scheduler may keep that thread off the CPU for a while).
+class PacedEngine : public EngineClient {
+ public:
+  PacedEngine(Engine& engine, std::chrono::microseconds delay) : engine_(engine), delay_(delay) {}
+  int64_t add_request(GenerateRequest request) override { return engine_.add_request(std::move(request)); }
+  std::vector<GenerateOutput> step() override {
+    std::this_thread::sleep_for(delay_);
+    return engine_.step();
+  }
+  void abort_all() override { engine_.abort_all(); }
+
+ private:
+  Engine& engine_;
+  std::chrono::microseconds delay_;
 };
 
 // Reward: label "const" -> 1 whatever the response; otherwise the byte sum of the response mod 7.
@@ -239,13 +258,16 @@ TEST_CASE("the same seed gives the same rollout with one engine or two, and any 
 
 TEST_CASE("partial rollout: groups in flight go back to the buffer and continue next rollout") {
   // Two running slots: group 0 generates first; when it is scored, group 1 is usually part way and groups 2-3
-  // wait (how far group 1 got depends on when the reward thread runs: the checks hold for any point).
+  // wait (how far group 1 got depends on when the reward thread runs: the checks hold for any point). Steps are
+  // paced (2 ms) so that the reward comes back before groups 1-3 finish even when the machine is busy.
   Pool pool(1, 2);
+  PacedEngine paced(*pool.engines[0], std::chrono::milliseconds(2));
+  Router router({&paced});
   ScriptedReward rm;
   RolloutConfig c = base_config(1, 2, 4, 40);
   c.partial_rollout = true;
   c.mask_offpolicy_in_partial_rollout = true;
-  RolloutGenerator gen(*pool.router, qwen3_tokenizer(), rm, c);
+  RolloutGenerator gen(router, qwen3_tokenizer(), rm, c);
   data::DataSource source(make_dataset({"a", "b", "c", "d", "e", "f"}), data::DataSourceOptions{2, false, 1});
   RolloutOutput first = gen.generate_rollout(3, source);
   REQUIRE(first.groups.size() == 1);
@@ -270,7 +292,7 @@ TEST_CASE("partial rollout: groups in flight go back to the buffer and continue 
   RolloutConfig c2 = c;
   c2.rollout_batch_size = 3;
   c2.over_sampling_batch_size = 3;
-  RolloutGenerator gen2(*pool.router, qwen3_tokenizer(), rm, c2);
+  RolloutGenerator gen2(router, qwen3_tokenizer(), rm, c2);
   RolloutOutput second = gen2.generate_rollout(4, source);
   REQUIRE(second.groups.size() == 3);
   for (const data::SampleGroup& g : second.groups)
