@@ -21,7 +21,8 @@
 // attention kernel (not 64 or 128), or EngineConfig::precision F32, run in fp32 (the reference path of the tests).
 //
 // The KV cache takes what --sglang-mem-fraction-static leaves (SGLang's rule): after the weights and the step
-// buffers are allocated, cache bytes = free device memory - total device memory * (1 - fraction).
+// buffers are allocated, cache bytes = free device memory - total device memory * (1 - fraction) - 256 MiB (kept for
+// cuBLAS, the CUDA graphs and the sampler).
 #pragma once
 
 #include <cstdint>
