@@ -17,8 +17,8 @@
 //
 // The device copy mirrors the host model (model::Decoder, where weight sync lands): reload_weights() rounds the fp32
 // values to bf16 (round to nearest even, the trainer's compute copy bit for bit), copying from the host buffer
-// page-locked in place (cudaHostRegister, once). Models whose head_dim has no bf16
-// attention kernel (not 64 or 128), or EngineConfig::precision F32, run in fp32 (the reference path of the tests).
+// page-locked in place (cudaHostRegister, once). Models whose head_dim has no bf16 attention kernel (not 64 or 128),
+// or EngineConfig::cuda_fp32, run in fp32 (the reference path of the tests).
 //
 // The KV cache takes what --sglang-mem-fraction-static leaves (SGLang's rule): after the weights and the step
 // buffers are allocated, cache bytes = free device memory - total device memory * (1 - fraction) - 256 MiB (kept for
