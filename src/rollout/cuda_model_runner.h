@@ -11,8 +11,8 @@
 // Only the sampled tokens and their log-probs cross PCIe: 8 bytes a sequence a step.
 //
 // Decode steps (every sequence one new token) of up to EngineConfig::cuda_graph_max_bs sequences replay a CUDA graph
-// captured per (batch-size bucket, context bucket): the batch is padded to the bucket with rows that write to a
-// reserved padding block and sample greedily, and the attention's launch shape follows the context bucket (a power of
+// captured per (batch-size bucket, context bucket): the batch is padded to the bucket with rows that write no K/V,
+// attend to a reserved (zeroed) padding block and sample greedily, and the attention's launch shape follows the context bucket (a power of
 // two), so one graph serves every step that fits it. The first step of a bucket runs eagerly and then captures.
 //
 // The device copy mirrors the host model (model::Decoder, where weight sync lands): reload_weights() rounds the fp32
