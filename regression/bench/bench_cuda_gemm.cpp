@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_shapes.h"
 #include "core/tensor.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/ops.h"
@@ -30,19 +31,8 @@ struct Model {
 };
 
 double time_ms(const std::function<void()>& fn, int reps) {
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
   fn();  // warm-up (and the plan's heuristic)
-  cudaEventRecord(start);
-  for (int i = 0; i < reps; ++i) fn();
-  cudaEventRecord(stop);
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return ms / reps;
+  return bench::gpu_milliseconds(reps, fn) / reps;
 }
 
 }  // namespace

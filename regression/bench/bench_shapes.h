@@ -1,5 +1,6 @@
 // The model shapes the GPU benchmarks run (bench_cuda_train, bench_cuda_decode): Qwen2.5's configuration at a given
-// size (vocabulary 151,936 padded to a multiple of 128, two KV heads, tied embeddings, QKV bias), and a GPU timer.
+// size (vocabulary 151,936 padded to a multiple of 128, two KV heads, tied embeddings, QKV bias), and the GPU timer
+// of every GPU benchmark (bench_cuda_gemm too).
 #pragma once
 
 #include <cuda_runtime.h>

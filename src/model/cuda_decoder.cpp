@@ -67,6 +67,19 @@ struct CudaDecoder::Buffers {
   void* dqkv = nullptr;          // [T, (H + 2G) d]
 };
 
+void rope_tables_on_device(const ModelConfig& config, int64_t positions, Tensor* cos, Tensor* sin) {
+  const int64_t half = config.head_dim / 2;
+  const std::vector<float> inv_freq = rope_inv_freq(config);
+  std::vector<int64_t> all(positions);
+  for (int64_t i = 0; i < positions; ++i) all[i] = i;
+  std::vector<float> c(positions * half), s(positions * half);
+  cpu::rope_tables<float>(inv_freq.data(), half, all.data(), positions, c.data(), s.data());
+  *cos = Tensor::empty({positions, half}, DType::F32, Device::CUDA);
+  *sin = Tensor::empty({positions, half}, DType::F32, Device::CUDA);
+  cuda::copy_to_device(cos->raw(), c.data(), c.size() * 4);
+  cuda::copy_to_device(sin->raw(), s.data(), s.size() * 4);
+}
+
 CudaDecoder::CudaDecoder(const ModelConfig& config, const CudaDecoderOptions& options)
     : config_(config), options_(options), w_(config, comm::Group{}, Head::LanguageModel) {
   const std::string& r = options_.recompute_granularity;
@@ -80,7 +93,6 @@ CudaDecoder::CudaDecoder(const ModelConfig& config, const CudaDecoderOptions& op
     compute_copy_ = Tensor::empty({w_.registry.numel()}, DType::BF16, Device::CUDA);
     refresh_compute_copy();
   }
-  inv_freq_ = rope_inv_freq(config_);
   buf_ = std::make_unique<Buffers>();
 }
 
@@ -228,14 +240,7 @@ void CudaDecoder::prepare_batch(const PackedBatch& batch, const std::vector<int6
   // built on the host once for positions [0, rope_positions_) and grown when a batch goes further.
   if (max_position >= rope_positions_) {
     rope_positions_ = std::max<int64_t>({max_position + 1, 2 * rope_positions_, 4096});
-    std::vector<int64_t> all(rope_positions_);
-    for (int64_t i = 0; i < rope_positions_; ++i) all[i] = i;
-    std::vector<float> cos(rope_positions_ * (d / 2)), sin(rope_positions_ * (d / 2));
-    cpu::rope_tables<float>(inv_freq_.data(), d / 2, all.data(), rope_positions_, cos.data(), sin.data());
-    rope_cos_ = Tensor::empty({rope_positions_, d / 2}, DType::F32, Device::CUDA);
-    rope_sin_ = Tensor::empty({rope_positions_, d / 2}, DType::F32, Device::CUDA);
-    cuda::copy_to_device(rope_cos_.raw(), cos.data(), cos.size() * 4);
-    cuda::copy_to_device(rope_sin_.raw(), sin.data(), sin.size() * 4);
+    rope_tables_on_device(config_, rope_positions_, &rope_cos_, &rope_sin_);
   }
   cuda::gather_rows(rope_cos_.data<float>(), b.positions, T, d / 2, b.cos, nullptr);
   cuda::gather_rows(rope_sin_.data<float>(), b.positions, T, d / 2, b.sin, nullptr);

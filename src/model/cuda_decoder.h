@@ -32,6 +32,10 @@
 
 namespace slime::model {
 
+// RoPE cos/sin tables [positions, head_dim / 2] fp32 on the GPU, one row per position 0 .. positions - 1, with the
+// CPU's values (cpu::rope_tables); a step gathers its tokens' rows (cuda::gather_rows).
+void rope_tables_on_device(const ModelConfig& config, int64_t positions, Tensor* cos, Tensor* sin);
+
 struct CudaDecoderOptions {
   cuda::Precision precision = cuda::Precision::BF16;
   int64_t lm_head_chunk_rows = 0;       // 0: as many rows as fit 3 GiB of fp32 logits
@@ -100,7 +104,6 @@ class CudaDecoder {
   Tensor arena_;         // U8 device bytes
   Tensor rope_cos_, rope_sin_;  // [rope_positions_, d/2] fp32: RoPE tables by position
   int64_t rope_positions_ = 0;
-  std::vector<float> inv_freq_;
   std::unique_ptr<Buffers> buf_;
   int64_t T_ = 0, B_ = 0, max_seqlen_ = 0, U_ = 0;
   float inv_temperature_ = 1.0f;

@@ -9,8 +9,8 @@
 #include "core/carver.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "kernels/cpu/rope.h"
 #include "kernels/cuda/device.h"
+#include "model/cuda_decoder.h"
 
 namespace slime::rollout {
 
@@ -103,17 +103,7 @@ CudaModelRunner::CudaModelRunner(model::Decoder& model, EngineConfig& config)
   }
   reload_weights();
 
-  // RoPE tables by position (cpu::rope_tables: the CPU's values).
-  const int64_t d = mc_.head_dim, positions = max_context_;
-  std::vector<int64_t> all(positions);
-  for (int64_t i = 0; i < positions; ++i) all[i] = i;
-  std::vector<float> cos(positions * (d / 2)), sin(positions * (d / 2));
-  const std::vector<float> inv_freq = model::rope_inv_freq(mc_);
-  cpu::rope_tables<float>(inv_freq.data(), d / 2, all.data(), positions, cos.data(), sin.data());
-  rope_cos_ = Tensor::empty({positions, d / 2}, DType::F32, Device::CUDA);
-  rope_sin_ = Tensor::empty({positions, d / 2}, DType::F32, Device::CUDA);
-  cuda::copy_to_device(rope_cos_.raw(), cos.data(), cos.size() * 4);
-  cuda::copy_to_device(rope_sin_.raw(), sin.data(), sin.size() * 4);
+  model::rope_tables_on_device(mc_, max_context_, &rope_cos_, &rope_sin_);
 
   // Step buffers for the largest step the scheduler makes: a prefill of max_batched_tokens, or a decode of
   // max_running sequences at the longest context (the graphs' block-table stride).
@@ -419,8 +409,8 @@ void CudaModelRunner::enqueue_forward(const Step& s) {
   cuda::sample_tokens(b.logits, S, V, mc_.vocab_size, b.sampling, b.out_tokens, b.out_logprobs, st);
 }
 
-std::vector<SampledToken> CudaModelRunner::download(int64_t rows) {
-  const size_t S = static_cast<size_t>(buf_->out_logprobs - reinterpret_cast<float*>(buf_->out_tokens));
+std::vector<SampledToken> CudaModelRunner::download(int64_t sampled, int64_t rows) {
+  const size_t S = static_cast<size_t>(sampled);
   check(cudaMemcpyAsync(pinned_out_, buf_->out_tokens, S * 8, cudaMemcpyDeviceToHost, stream_), "step download");
   check(cudaStreamSynchronize(stream_), "rollout engine step");
   const int* tokens = static_cast<const int*>(pinned_out_);
@@ -434,11 +424,10 @@ std::vector<SampledToken> CudaModelRunner::run(const std::vector<ScheduledChunk>
   SLIME_CHECK(!chunks.empty(), "CUDA rollout engine: an empty step");
   const int64_t B = static_cast<int64_t>(chunks.size());
   bool decode = true;
-  int64_t max_ctx = 0, sampled = 0;
+  int64_t max_ctx = 0;
   for (const ScheduledChunk& c : chunks) {
     decode = decode && c.count == 1 && c.samples && c.start > 0;
     max_ctx = std::max(max_ctx, c.start + c.count);
-    sampled += c.samples ? 1 : 0;
   }
   if (decode && B <= graph_max_bs_) {
     const int64_t bucket = graph_bucket(B, graph_max_bs_);
@@ -465,14 +454,14 @@ std::vector<SampledToken> CudaModelRunner::run(const std::vector<ScheduledChunk>
       graphs_[key] = std::move(g);
       ++stats_.graphs_captured;
     }
-    return download(B);
+    return download(s.S, B);
   }
   const Step s = describe(chunks, 0, 0);
   ensure_arena(s);
   upload(s);
   enqueue_forward(s);
   ++stats_.eager_steps;
-  return download(sampled);
+  return download(s.S, s.S);
 }
 
 }  // namespace slime::rollout

@@ -78,7 +78,8 @@ class CudaModelRunner : public ModelRunner {
   Step describe(const std::vector<ScheduledChunk>& chunks, int64_t pad_to, int64_t context_bound) const;
   void upload(const Step& step);
   void enqueue_forward(const Step& step);
-  std::vector<SampledToken> download(int64_t rows);
+  // The first `rows` of the step's `sampled` sampling rows' tokens and log-probs (waits for the step).
+  std::vector<SampledToken> download(int64_t sampled, int64_t rows);
   const void* w(const model::Param* p) const;  // matrix weights (precision_)
   const float* vec(const model::Param* p) const;  // norm weights and biases (fp32); null for a null param
   void size_kv_cache(EngineConfig& config);

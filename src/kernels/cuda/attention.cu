@@ -126,31 +126,7 @@ __global__ void __launch_bounds__(WARPS * 32)
         }
     }
 
-    // online softmax (scale > 0, so the max of the raw scores is the max of the scaled ones)
-#pragma unroll
-    for (int rh = 0; rh < 2; ++rh) {
-      float mx = m[rh];
-#pragma unroll
-      for (int n = 0; n < kBc / 8; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * rh], s[n][2 * rh + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float msc = mx == -INFINITY ? 0.0f : mx * scale_log2;
-      const float corr = exp2f(m[rh] * scale_log2 - msc);
-      m[rh] = mx;
-      float sum = 0.0f;
-#pragma unroll
-      for (int n = 0; n < kBc / 8; ++n) {
-        s[n][2 * rh] = exp2f(fmaf(s[n][2 * rh], scale_log2, -msc));
-        s[n][2 * rh + 1] = exp2f(fmaf(s[n][2 * rh + 1], scale_log2, -msc));
-        sum += s[n][2 * rh] + s[n][2 * rh + 1];
-      }
-      l[rh] = l[rh] * corr + sum;
-#pragma unroll
-      for (int n = 0; n < D / 8; ++n) {
-        o[n][2 * rh] *= corr;
-        o[n][2 * rh + 1] *= corr;
-      }
-    }
+    online_softmax_step<D, kBc>(s, m, l, o, scale_log2);
 
     __syncthreads();  // every warp is done with sK
     if (j + 1 < n_tiles) load_rows_async<D, kBc, kThreads>(sK, k, kg + (kb + kBc) * kv_stride, kv_stride,
@@ -159,19 +135,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     cp_async_wait<1>();  // this V tile has landed
     __syncthreads();
 
-    // O += P V
-#pragma unroll
-    for (int kk = 0; kk < kBc / 16; ++kk) {
-      uint32_t pa[4];
-      accumulators_to_a(s[2 * kk], s[2 * kk + 1], pa);
-#pragma unroll
-      for (int dn = 0; dn < D / 16; ++dn) {
-        uint32_t vf[4];
-        ldmatrix_x4_trans(vf, sV + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kS + dn * 16 + (lane >> 4) * 8);
-        mma_bf16(o[2 * dn], pa, vf[0], vf[1]);
-        mma_bf16(o[2 * dn + 1], pa, vf[2], vf[3]);
-      }
-    }
+    pv_accumulate<D, kBc>(o, s, sV, kS, lane);
     __syncthreads();  // every warp is done with sV
   }
 

@@ -1,6 +1,7 @@
 // Tensor-core building blocks shared by the attention kernels (attention.cu, paged_attention.cu): cp.async copies
-// into shared memory, ldmatrix, the m16n8k16 bf16 mma with fp32 accumulation and its fragment layouts, and the
-// opt-in to more than 48 KB of dynamic shared memory. Device code: include from .cu files only.
+// into shared memory, ldmatrix, the m16n8k16 bf16 mma with fp32 accumulation and its fragment layouts, the
+// FlashAttention-2 inner steps (S = Q K^T, the online softmax, O += P V), and the opt-in to more than 48 KB of
+// dynamic shared memory. Device code: include from .cu files only.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -81,6 +82,58 @@ __device__ __forceinline__ void qk_scores(float (&s)[KEYS / 8][4], const uint32_
       ldmatrix_x4(kf, sK + (nn * 16 + (lane & 7) + ((lane >> 4) << 3)) * stride + kk * 16 + ((lane >> 3) & 1) * 8);
       mma_bf16(s[2 * nn], qf[kk], kf[0], kf[1]);
       mma_bf16(s[2 * nn + 1], qf[kk], kf[2], kf[3]);
+    }
+  }
+}
+
+// One online-softmax step of FlashAttention-2 for a warp's 16 rows (this thread's two rows rh = 0, 1) over KEYS new
+// scores s (masked ones -INFINITY): updates the running max m and sum l (m in raw-score units; scale > 0, so the max
+// of the raw scores is the max of the scaled ones), rescales the output accumulators o [D / 8 tiles], and turns s
+// into the unnormalised probabilities exp2(s * scale_log2 - m * scale_log2).
+template <int D, int KEYS>
+__device__ __forceinline__ void online_softmax_step(float (&s)[KEYS / 8][4], float (&m)[2], float (&l)[2],
+                                                    float (&o)[D / 8][4], float scale_log2) {
+#pragma unroll
+  for (int rh = 0; rh < 2; ++rh) {
+    float mx = m[rh];
+#pragma unroll
+    for (int n = 0; n < KEYS / 8; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * rh], s[n][2 * rh + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float msc = mx == -INFINITY ? 0.0f : mx * scale_log2;
+    const float corr = exp2f(m[rh] * scale_log2 - msc);
+    m[rh] = mx;
+    float sum = 0.0f;
+#pragma unroll
+    for (int n = 0; n < KEYS / 8; ++n) {
+      s[n][2 * rh] = exp2f(fmaf(s[n][2 * rh], scale_log2, -msc));
+      s[n][2 * rh + 1] = exp2f(fmaf(s[n][2 * rh + 1], scale_log2, -msc));
+      sum += s[n][2 * rh] + s[n][2 * rh + 1];
+    }
+    l[rh] = l[rh] * corr + sum;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      o[n][2 * rh] *= corr;
+      o[n][2 * rh + 1] *= corr;
+    }
+  }
+}
+
+// O += P V for a warp's 16 rows: p holds the KEYS probabilities as accumulator tiles (online_softmax_step's s), sV
+// the KEYS value rows in shared memory (row stride `stride` bf16 elements), o the D / 8 output tiles.
+template <int D, int KEYS>
+__device__ __forceinline__ void pv_accumulate(float (&o)[D / 8][4], const float (&p)[KEYS / 8][4],
+                                              const __nv_bfloat16* sV, int stride, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < KEYS / 16; ++kk) {
+    uint32_t pa[4];
+    accumulators_to_a(p[2 * kk], p[2 * kk + 1], pa);
+#pragma unroll
+    for (int dn = 0; dn < D / 16; ++dn) {
+      uint32_t vf[4];
+      ldmatrix_x4_trans(vf, sV + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + dn * 16 + (lane >> 4) * 8);
+      mma_bf16(o[2 * dn], pa, vf[0], vf[1]);
+      mma_bf16(o[2 * dn + 1], pa, vf[2], vf[3]);
     }
   }
 }

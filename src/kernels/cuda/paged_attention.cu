@@ -205,45 +205,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_bf16_kernel(const Pa
           if (kb + nn * 8 + 2 * (lane & 3) + (e & 1) > limit[e >> 1]) s[nn][e] = -INFINITY;
     }
 
-    // online softmax (scale > 0, so the max of the raw scores is the max of the scaled ones)
-#pragma unroll
-    for (int rh = 0; rh < 2; ++rh) {
-      float mx = m[rh];
-#pragma unroll
-      for (int nn = 0; nn < kWarpKeys / 8; ++nn) mx = fmaxf(mx, fmaxf(s[nn][2 * rh], s[nn][2 * rh + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float msc = mx == -INFINITY ? 0.0f : mx * a.scale_log2;
-      const float corr = exp2f(m[rh] * a.scale_log2 - msc);
-      m[rh] = mx;
-      float sum = 0.0f;
-#pragma unroll
-      for (int nn = 0; nn < kWarpKeys / 8; ++nn) {
-        s[nn][2 * rh] = exp2f(fmaf(s[nn][2 * rh], a.scale_log2, -msc));
-        s[nn][2 * rh + 1] = exp2f(fmaf(s[nn][2 * rh + 1], a.scale_log2, -msc));
-        sum += s[nn][2 * rh] + s[nn][2 * rh + 1];
-      }
-      l[rh] = l[rh] * corr + sum;
-#pragma unroll
-      for (int nd = 0; nd < D / 8; ++nd) {
-        o[nd][2 * rh] *= corr;
-        o[nd][2 * rh + 1] *= corr;
-      }
-    }
+    online_softmax_step<D, kWarpKeys>(s, m, l, o, a.scale_log2);
 
-    // O += P V
-#pragma unroll
-    for (int kk = 0; kk < kWarpKeys / 16; ++kk) {
-      uint32_t pa[4];
-      accumulators_to_a(s[2 * kk], s[2 * kk + 1], pa);
-#pragma unroll
-      for (int dn = 0; dn < D / 16; ++dn) {
-        uint32_t vf[4];
-        ldmatrix_x4_trans(vf, sV + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kS + dn * 16 + (lane >> 4) * 8);
-        mma_bf16(o[2 * dn], pa, vf[0], vf[1]);
-        mma_bf16(o[2 * dn + 1], pa, vf[2], vf[3]);
-      }
-    }
+    pv_accumulate<D, kWarpKeys>(o, s, sV, kS, lane);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
 
