@@ -403,6 +403,15 @@ TEST_CASE("engine configuration from slime's --sglang-* and --rollout-* options"
   CHECK_THROWS_WITH(engine_config_from_args(tiny, c, 1, {}), Catch::Contains("--sglang-mem-fraction-static"));
   CHECK(engine_config_from_args(parse_args({}).args, c, 1, {}).num_blocks > 0);
   CHECK_THROWS_WITH(parse_args({"--sglang-schedule-policy", "dfs-weight"}), Catch::Contains("--sglang-schedule-policy"));
+  // The GPU engine's options: CUDA graphs up to a batch size (0 with --sglang-disable-cuda-graph), negative refused.
+  EngineConfig gpu = engine_config_from_args(parse_args({"--backend", "cuda", "--sglang-cuda-graph-max-bs", "64"}).args,
+                                             c, 1, {});
+  CHECK(gpu.backend == EngineBackend::Cuda);
+  CHECK(gpu.cuda_graph_max_bs == 64);
+  CHECK(gpu.num_blocks == 0);  // the CUDA runner sizes the cache from the device's memory
+  CHECK(engine_config_from_args(parse_args({"--sglang-disable-cuda-graph"}).args, c, 1, {}).cuda_graph_max_bs == 0);
+  CHECK_THROWS_WITH(engine_config_from_args(parse_args({"--sglang-cuda-graph-max-bs", "-1"}).args, c, 1, {}),
+                    Catch::Contains("--sglang-cuda-graph-max-bs"));
 }
 
 TEST_CASE("the n samples of a prompt, submitted together, prefill it once and sample like alone") {
