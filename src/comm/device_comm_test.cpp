@@ -1,0 +1,126 @@
+// comm::DeviceComm on GPU buffers (label gpu; mpirun -np 2): every collective against the sum or copy computed on
+// the host, over the transport the machine gives (two ranks sharing one GPU: host-staged MPI; a GPU each: NCCL),
+// over the forced host-staged transport, and over NCCL's one-rank communicators (SLIME_DEVICE_COMM=nccl).
+#include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "comm/device_comm.h"
+#include "comm/mpi_utils.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "kernels/cuda/device.h"
+
+using namespace slime;
+
+namespace {
+
+comm::Group world() {
+  comm::Group g;
+  g.comm = MPI_COMM_WORLD;
+  g.rank = comm::rank(MPI_COMM_WORLD);
+  g.size = comm::size(MPI_COMM_WORLD);
+  return g;
+}
+
+// Rank r's input: a fresh random vector (seeded by rank and a per-run seed shared by all ranks).
+std::vector<float> input(int rank, int64_t n, uint64_t seed) {
+  Rng rng(seed * 131 + rank);
+  std::vector<float> v(n);
+  for (float& x : v) x = static_cast<float>(rng.normal());
+  return v;
+}
+
+std::vector<float> round_trip(comm::DeviceComm& dc, const std::vector<float>& host,
+                              void (comm::DeviceComm::*op)(float*, int64_t), int64_t count) {
+  Tensor d = Tensor::empty({static_cast<int64_t>(host.size())}, DType::F32, Device::CUDA);
+  cuda::copy_to_device(d.raw(), host.data(), host.size() * 4);
+  (dc.*op)(d.data<float>(), count);
+  std::vector<float> out(host.size());
+  cuda::copy_to_host(out.data(), d.raw(), out.size() * 4);
+  return out;
+}
+
+void check_collectives(const comm::Group& g, const char* label) {
+  comm::DeviceComm dc(g, "test");
+  INFO(label << ": transport " << dc.transport_name() << ", " << g.size << " ranks");
+  uint64_t seed = static_cast<uint64_t>(std::random_device{}());
+  mpiCheck(MPI_Bcast(&seed, 1, MPI_UINT64_T, 0, g.single() ? MPI_COMM_SELF : g.comm));
+  for (int64_t count : {int64_t{1}, int64_t{1000}, int64_t{1} << 20}) {
+    const int64_t n = count * g.size;
+    std::vector<std::vector<float>> all;
+    for (int r = 0; r < g.size; ++r) all.push_back(input(r, n, seed + count));
+    std::vector<double> sum(n, 0.0);
+    for (int r = 0; r < g.size; ++r)
+      for (int64_t i = 0; i < n; ++i) sum[i] += all[r][i];
+    const std::vector<float>& mine = all[g.rank];
+
+    const std::vector<float> rs = round_trip(dc, mine, &comm::DeviceComm::reduce_scatter_sum_inplace, count);
+    double worst = 0;
+    for (int64_t i = g.rank * count; i < (g.rank + 1) * count; ++i)
+      worst = std::max(worst, std::abs(rs[i] - sum[i]) / (1e-3 + std::abs(sum[i])));
+    CHECK(worst < 1e-5);
+
+    // all-gather: block r of rank r's input, everywhere
+    const std::vector<float> ag = round_trip(dc, mine, &comm::DeviceComm::all_gather_inplace, count);
+    int64_t wrong = 0;
+    for (int r = 0; r < g.size; ++r)
+      for (int64_t i = r * count; i < (r + 1) * count; ++i) wrong += ag[i] != all[r][i];
+    CHECK(wrong == 0);
+
+    const std::vector<float> ar = round_trip(dc, mine, &comm::DeviceComm::all_reduce_sum, n);
+    worst = 0;
+    for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::abs(ar[i] - sum[i]) / (1e-3 + std::abs(sum[i])));
+    CHECK(worst < 1e-5);
+
+    // broadcast of bytes from the last rank
+    const int root = g.size - 1;
+    Tensor d = Tensor::empty({n}, DType::F32, Device::CUDA);
+    cuda::copy_to_device(d.raw(), mine.data(), n * 4);
+    dc.broadcast(d.raw(), static_cast<size_t>(n) * 4 - 3, root);  // an odd byte count
+    std::vector<float> bc(n);
+    cuda::copy_to_host(bc.data(), d.raw(), n * 4);
+    wrong = 0;
+    for (int64_t i = 0; i + 1 < n; ++i) wrong += bc[i] != all[root][i];
+    CHECK(wrong == 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("device collectives over the machine's transport, forced host staging, and one-rank NCCL") {
+  if (cuda::device_count() == 0) {
+    WARN("no GPU visible: skipped");
+    return;
+  }
+  cuda::init_local_device();
+  const comm::Group g = world();
+  check_collectives(g, "default");
+
+  setenv("SLIME_DEVICE_COMM", "mpi", 1);
+  {
+    comm::DeviceComm dc(g, "forced");
+    CHECK(dc.transport() == comm::DeviceTransport::HostMpi);
+  }
+  check_collectives(g, "forced mpi");
+
+  // Every rank alone, on NCCL's one-rank communicator.
+  setenv("SLIME_DEVICE_COMM", "nccl", 1);
+  comm::Group self{MPI_COMM_SELF, 0, 1};
+  CHECK(comm::DeviceComm::needed(self));
+  {
+    comm::DeviceComm dc(self, "self");
+    CHECK(dc.transport() == comm::DeviceTransport::Nccl);
+  }
+  check_collectives(self, "one-rank nccl");
+
+  // Ranks sharing a GPU cannot be forced onto NCCL: a clear error on every rank.
+  if (g.size > 1 && cuda::device_count() < g.size) {
+    CHECK_THROWS_WITH(comm::DeviceComm(g, "data-parallel"), Catch::Contains("share a GPU"));
+  }
+  unsetenv("SLIME_DEVICE_COMM");
+  CHECK_FALSE(comm::DeviceComm::needed(self));
+}
