@@ -691,12 +691,12 @@ int run_rl_job(const Args& args, MPI_Comm world) {
                         trainer_rank ? groups.pool.rank : -1);
   auto sync_weights = [&](int64_t version) -> double {
     if (!have_engines) return 0.0;
-    const sync::SyncStats stats = weight_sync->sync(trainer ? &trainer->model() : nullptr, trainer ? &groups : nullptr,
+    const sync::SyncStats stats = weight_sync->sync(trainer ? &trainer->weights() : nullptr, trainer ? &groups : nullptr,
                                                    receiver ? rollout->engine_model() : nullptr, version);
     if (rollout) rollout->weights_updated(version);
     if (args.check_weight_update_equal) {
       std::string report;
-      const bool equal = weight_sync->check_weights_equal(trainer ? &trainer->model() : nullptr,
+      const bool equal = weight_sync->check_weights_equal(trainer ? &trainer->weights() : nullptr,
                                                          trainer ? &groups : nullptr,
                                                          receiver ? rollout->engine_model() : nullptr, &report);
       SLIME_CHECK(equal, "--check-weight-update-equal: after the sync of version ", version, ": ", report);

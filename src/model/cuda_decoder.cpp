@@ -88,7 +88,9 @@ CudaDecoder::CudaDecoder(const ModelConfig& config, const CudaDecoderOptions& op
   if (bf16())
     SLIME_CHECK(config_.head_dim == 64 || config_.head_dim == 128, "the bf16 CUDA attention kernel handles head_dim 64 "
                 "and 128; this model has head_dim ", config_.head_dim);
-  w_.registry.allocate(Device::CUDA);
+  SLIME_CHECK(options_.param_padding >= 1, "CudaDecoderOptions::param_padding must be at least 1");
+  const int64_t n = w_.registry.numel(), pad = options_.param_padding;
+  w_.registry.allocate(Device::CUDA, (n + pad - 1) / pad * pad);
   if (bf16()) {
     compute_copy_ = Tensor::empty({w_.registry.numel()}, DType::BF16, Device::CUDA);
     refresh_compute_copy();

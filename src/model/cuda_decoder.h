@@ -11,7 +11,7 @@
 //
 // Weights: the registry (DecoderWeights) lives on the GPU in fp32 (the master copy the optimizer updates) together
 // with its gradients; with bf16 activations a flat bf16 copy of every parameter feeds the GEMMs (the optimizer
-// refreshes it, see train/cuda_adamw.h). Activations of a batch are carved from one device arena sized for the
+// refreshes it, see train/cuda_optimizer.h). Activations of a batch are carved from one device arena sized for the
 // largest batch seen, so steady-state steps allocate nothing.
 //
 // --recompute-granularity: "full" keeps only each layer's input and recomputes the layer in the backward pass;
@@ -40,6 +40,8 @@ struct CudaDecoderOptions {
   cuda::Precision precision = cuda::Precision::BF16;
   int64_t lm_head_chunk_rows = 0;       // 0: as many rows as fit 3 GiB of fp32 logits
   std::string recompute_granularity;    // "" (none), "selective" or "full"
+  int64_t param_padding = 1;            // the flat weight/gradient buffers hold a multiple of this many elements
+                                        // (zero padding: equal per-rank blocks for the data-parallel collectives)
 };
 
 class CudaDecoder {

@@ -14,7 +14,7 @@
 #include "model/decoder.h"
 #include "model/init.h"
 #include "train/adamw.h"
-#include "train/cuda_adamw.h"
+#include "train/cuda_optimizer.h"
 #include "train/loss.h"
 
 using namespace slime;
@@ -172,7 +172,7 @@ TEST_CASE("CUDA AdamW equals the CPU step (clipping and weight-decay groups incl
     gpu.upload(cpu.params());
     train::AdamWConfig config;
     config.beta2 = 0.98;
-    train::CudaAdamW opt(gpu.params(), gpu.compute_copy(), config, clip);
+    train::CudaDistributedOptimizer opt(gpu.params(), gpu.compute_copy(), config, clip);
     std::vector<float> m_state(cpu.params().numel(), 0.0f), v_state(cpu.params().numel(), 0.0f);
     for (int64_t step = 1; step <= 2; ++step) {
       std::copy(g.begin(), g.end(), cpu.params().flat_grads().data<float>());
@@ -229,7 +229,7 @@ TEST_CASE("CUDA training: 20 GRPO steps follow the CPU run's loss curve") {
   train::LossConfig loss_config;  // GRPO: PPO surrogate, eps_clip 0.2
   loss_config.entropy_coef = 0.01;
   train::AdamWConfig config;
-  train::CudaAdamW opt(gpu.params(), gpu.compute_copy(), config, 1.0);
+  train::CudaDistributedOptimizer opt(gpu.params(), gpu.compute_copy(), config, 1.0);
   std::vector<float> m(cpu.params().numel(), 0.0f), v(cpu.params().numel(), 0.0f);
   double worst = 0;
   for (int64_t step = 1; step <= 20; ++step) {

@@ -1,5 +1,6 @@
 #include "model/params.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -34,10 +35,15 @@ Param& ParamRegistry::add(const std::string& name, const Shape& global_shape, in
   return p;
 }
 
-void ParamRegistry::allocate(Device device) {
+void ParamRegistry::allocate(Device device, int64_t capacity) {
   SLIME_ASSERT(!allocated(), "allocate() called twice");
-  values_ = Tensor::zeros({numel_}, DType::F32, device);
-  grads_ = Tensor::zeros({numel_}, DType::F32, device);
+  capacity_ = std::max(capacity, numel_);
+  values_ = Tensor::zeros({capacity_}, DType::F32, device);
+  grads_ = Tensor::zeros({capacity_}, DType::F32, device);
+  if (capacity_ > numel_) {  // the padding stays behind the views: flat_values() has numel() elements
+    values_ = values_.slice_rows(0, numel_);
+    grads_ = grads_.slice_rows(0, numel_);
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     Param& p = params_[i];
     const int64_t n = shape_numel(local_shapes_[i]);

@@ -41,10 +41,11 @@ class ParamRegistry {
  public:
   // Registers a parameter; its local shape follows from the global shape and the blocks. Call allocate() once all
   // parameters are registered; values and gradients start at zero, in host memory or (the CUDA backend: fp32
-  // master weights and gradients) on the GPU.
+  // master weights and gradients) on the GPU. `capacity` (at least numel) pads both flat buffers with zeros behind
+  // the last parameter: the GPU's data-parallel collectives need equal blocks per rank.
   Param& add(const std::string& name, const Shape& global_shape, int partition_dim = -1,
              std::vector<ShardBlock> blocks = {});
-  void allocate(Device device = Device::CPU);
+  void allocate(Device device = Device::CPU, int64_t capacity = 0);
   bool allocated() const { return values_.defined(); }
 
   Param& at(const std::string& name);
@@ -59,13 +60,15 @@ class ParamRegistry {
   const Tensor& flat_grads() const { return grads_; }
   void zero_grad();
   int64_t numel() const { return numel_; }  // local elements
+  // Elements the flat buffers hold: numel() plus the zero padding allocate() was asked for.
+  int64_t capacity() const { return capacity_; }
 
  private:
   std::deque<Param> params_;  // deque: references stay valid as parameters are added
   std::vector<Shape> local_shapes_;
   std::map<std::string, size_t> index_;
   Tensor values_, grads_;
-  int64_t numel_ = 0;
+  int64_t numel_ = 0, capacity_ = 0;
 };
 
 // Shards of a global dimension of size `n` over `parts` ranks: rank r holds [r n/parts, (r+1) n/parts).

@@ -127,7 +127,7 @@ CudaModelRunner::CudaModelRunner(model::Decoder& model, EngineConfig& config)
 
 CudaModelRunner::~CudaModelRunner() {
   graphs_.clear();
-  if (pinned_host_) cudaHostUnregister(const_cast<float*>(pinned_host_));
+  if (pinned_host_) cuda::unpin_host_memory(const_cast<float*>(pinned_host_));
   if (pinned_ints_) cudaFreeHost(pinned_ints_);
   if (pinned_out_) cudaFreeHost(pinned_out_);
   if (stream_) cudaStreamDestroy(stream_);
@@ -169,11 +169,8 @@ void CudaModelRunner::reload_weights() {
   // The host buffer is page-locked once (where the system allows it): copies then run at the link's speed instead
   // of through the driver's pageable staging.
   if (pinned_host_ != host) {
-    if (pinned_host_) cudaHostUnregister(const_cast<float*>(pinned_host_));
-    pinned_host_ = cudaHostRegister(const_cast<float*>(host), bytes, cudaHostRegisterDefault) == cudaSuccess
-                       ? host
-                       : nullptr;
-    cudaGetLastError();  // a refused registration only costs speed
+    if (pinned_host_) cuda::unpin_host_memory(const_cast<float*>(pinned_host_));
+    pinned_host_ = cuda::pin_host_memory(const_cast<float*>(host), bytes) ? host : nullptr;
   }
   if (precision_ == Precision::F32) {
     check(cudaMemcpyAsync(weights_.raw(), host, bytes, cudaMemcpyHostToDevice, stream_), "weight upload");

@@ -200,7 +200,7 @@ WeightSync::~WeightSync() {
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
-SyncStats WeightSync::sync(model::Decoder* trainer_model, const comm::ParallelGroups* groups,
+SyncStats WeightSync::sync(const model::Decoder* trainer_model, const comm::ParallelGroups* groups,
                            model::Decoder* engine_model, int64_t version) {
   const double t0 = MPI_Wtime();
   raise_collectively(check_roles(rank_, is_trainer_, is_receiver_, is_source(), trainer_model, groups, engine_model,

@@ -54,7 +54,7 @@ class WeightSync {
   // (nullptr where a rank has no such role). Every receiver ends with its shards of the trainer's weights, bit for
   // bit. Errors (a model that differs, a role passed without its model, ...) are raised on every rank with the same
   // message, so no rank is left waiting in a collective.
-  SyncStats sync(model::Decoder* trainer_model, const comm::ParallelGroups* groups, model::Decoder* engine_model,
+  SyncStats sync(const model::Decoder* trainer_model, const comm::ParallelGroups* groups, model::Decoder* engine_model,
                  int64_t version);
 
   // --check-weight-update-equal. Collective over `comm`: per-parameter checksums of the full tensors (a sum of a

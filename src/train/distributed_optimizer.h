@@ -18,41 +18,23 @@
 #include "core/tensor.h"
 #include "model/params.h"
 #include "train/adamw.h"
+#include "train/optimizer.h"
 
 namespace slime::train {
 
-struct OptimizerStepResult {
-  double grad_norm = 0;    // before clipping
-  bool skipped = false;    // non-finite gradients: parameters untouched, step count not advanced
-  double clip_coefficient = 1;
-};
-
-class DistributedOptimizer {
+class DistributedOptimizer final : public Optimizer {
  public:
   DistributedOptimizer(model::ParamRegistry& params, const comm::ParallelGroups& groups, AdamWConfig config,
                        double clip_grad);
 
   // Runs steps 1-4 above and zeroes the gradients.
-  OptimizerStepResult step(double lr, double weight_decay);
-
-  // Parameters for which `frozen` is true get no update at all (no AdamW step, no weight decay) and stay out of the
-  // gradient norm (--only-train-params-name-list / --freeze-params-name-list).
-  void set_frozen(const std::function<bool(const model::Param&)>& frozen);
-
-  int64_t step_count() const { return step_count_; }
-  void set_step_count(int64_t steps) { step_count_ = steps; }
-  // Zeroes the Adam moments and the step count (--reset-optimizer-states).
-  void reset_state();
-
-  // The elements of one parameter this rank owns: [begin, end) in the parameter's local (TP-shard) flat
-  // coordinates, and the matching slices of the Adam moments. Used to save and load optimizer state.
-  struct OwnedRange {
-    model::Param* param;
-    int64_t begin, end;
-    float* exp_avg;
-    float* exp_avg_sq;
-  };
-  std::vector<OwnedRange> owned_ranges();
+  OptimizerStepResult step(double lr, double weight_decay) override;
+  void set_frozen(const std::function<bool(const model::Param&)>& frozen) override;
+  int64_t step_count() const override { return step_count_; }
+  void set_step_count(int64_t steps) override { step_count_ = steps; }
+  void reset_state() override;
+  // The moments live in host memory: the slices point straight into them.
+  std::vector<OwnedRange> owned_ranges() override;
   const std::vector<int64_t>& dp_offsets() const { return offsets_; }
 
  private:

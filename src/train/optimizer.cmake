@@ -9,8 +9,8 @@ target_compile_options(slime_train_optimizer PRIVATE -ffp-contract=off -fno-math
 
 slime_add_test(NAME optimizer_test SOURCES optimizer_test.cpp LIBS slime_train_optimizer)
 
-# AdamW on the GPU over a registry held there (the CUDA backend's optimizer).
+# The distributed optimizer on the GPU over a registry held there (the CUDA backend's optimizer).
 if(SLIME_HAVE_CUDA)
-  add_library(slime_train_cuda STATIC cuda_adamw.cpp)
-  target_link_libraries(slime_train_cuda PUBLIC slime_train_optimizer slime_model slime_cuda)
+  add_library(slime_train_cuda STATIC cuda_optimizer.cpp)
+  target_link_libraries(slime_train_cuda PUBLIC slime_train_optimizer slime_model slime_comm_cuda slime_cuda)
 endif()

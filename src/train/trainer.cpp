@@ -20,7 +20,7 @@ namespace {
 
 bool is_hf_dir(const std::string& path) { return path_exists(path_join(path, "config.json")); }
 
-std::vector<ckpt::OptimizerShard> optimizer_shards(DistributedOptimizer& optimizer) {
+std::vector<ckpt::OptimizerShard> optimizer_shards(Optimizer& optimizer) {
   std::vector<ckpt::OptimizerShard> shards;
   for (const auto& r : optimizer.owned_ranges()) shards.push_back({r.param, r.begin, r.end, r.exp_avg, r.exp_avg_sq});
   return shards;
@@ -150,12 +150,15 @@ Trainer::Trainer(const Args& args, const comm::ParallelGroups& groups) : args_(a
   check_supported_options(args_);
   model_ = std::make_unique<model::Decoder>(resolve_model_config(args_, groups_.tp.size), groups_.tp);
   if (args_.log_probs_chunk_size > 0) model_->set_lm_head_chunk_rows(args_.log_probs_chunk_size);
-  gpu_ = GpuMirror::create(args_, *model_);
+  gpu_ = GpuActor::create(args_, *model_, groups_);
   AdamWConfig adam;
   adam.beta1 = args_.adam_beta1;
   adam.beta2 = args_.adam_beta2;
   adam.eps = args_.adam_eps;
-  optimizer_ = std::make_unique<DistributedOptimizer>(model_->params(), groups_, adam, args_.clip_grad);
+  if (gpu_)
+    optimizer_ = gpu_->make_optimizer(adam, args_.clip_grad);
+  else
+    optimizer_ = std::make_unique<DistributedOptimizer>(model_->params(), groups_, adam, args_.clip_grad);
   if (!args_.only_train_params_name_list.empty() || !args_.freeze_params_name_list.empty()) {
     const std::vector<std::regex> train = compile_patterns(args_.only_train_params_name_list, "--only-train-params-name-list");
     const std::vector<std::regex> freeze = compile_patterns(args_.freeze_params_name_list, "--freeze-params-name-list");
@@ -259,15 +262,17 @@ void load_model_weights(const std::string& source, std::optional<int64_t> step, 
 // Resumes a model with its optimizer and LR schedule from a checkpoint root, as --load, --ckpt-step,
 // --no-load-optim and --finetune say. nullopt when the root holds no checkpoint.
 std::optional<ckpt::CheckpointState> Trainer::resume(const std::string& root, model::Decoder& model,
-                                                     DistributedOptimizer& optimizer, LrScheduler& scheduler) {
+                                                     Optimizer& optimizer, LrScheduler& scheduler) {
   std::optional<int64_t> it = ckpt::find_checkpoint(root, args_.ckpt_step);
   if (!it) return std::nullopt;
   const bool weights_only = args_.finetune || args_.no_load_optim;
-  std::vector<ckpt::OptimizerShard> shards = optimizer_shards(optimizer);
+  std::vector<ckpt::OptimizerShard> shards;
+  if (!weights_only) shards = optimizer_shards(optimizer);
   ckpt::LoadOptions options;
   options.load_optimizer = !weights_only;
   options.expect_config = &model.config();
   ckpt::CheckpointState state = ckpt::load_checkpoint(root, *it, model.params(), shards, groups_, options);
+  optimizer.host_state_done(!weights_only);
   if (!args_.finetune && state.trainer.contains("lr_scheduler")) scheduler.load(state.trainer["lr_scheduler"], root);
   if (!weights_only) optimizer.set_step_count(state.optimizer_step);
   SLIME_INFO0("loaded checkpoint ", ckpt::iteration_dir(root, *it), args_.finetune ? " (--finetune)" : "",
@@ -293,6 +298,7 @@ void Trainer::actor_backward(const Tensor& dlogprobs, const Tensor& dentropy) {
 void Trainer::load_initial_weights() {
   if (args_.load) {
     if (std::optional<ckpt::CheckpointState> state = resume(*args_.load, *model_, *optimizer_, *scheduler_)) {
+      actor_weights_changed();
       if (!args_.finetune) {
         start_rollout_id_ = state->rollout_id + 1;
         consumed_samples_ = state->consumed_samples;
@@ -305,6 +311,7 @@ void Trainer::load_initial_weights() {
   const std::string source = args_.ref_load ? *args_.ref_load : args_.hf_checkpoint.value_or("");
   SLIME_CHECK(!source.empty(), "no initial weights: give --load, --ref-load or --hf-checkpoint");
   load_weights(source, args_.ref_load ? args_.ref_ckpt_step : std::nullopt, *model_);
+  actor_weights_changed();
   SLIME_INFO0("initial weights from ", source);
 }
 
@@ -316,6 +323,7 @@ void Trainer::load_reference_weights() {
   load_weights(*args_.ref_load, args_.ref_ckpt_step, *model_);
   reference_values_ = params.flat_values().clone();
   std::memcpy(params.flat_values().raw(), actor.raw(), actor.nbytes());
+  actor_weights_changed();
 }
 
 void Trainer::build_critic(const LrScheduleOptions& lr) {
@@ -439,15 +447,22 @@ Trainer::RolloutData Trainer::prepare(const std::vector<TrainSample>& samples, M
   const comm::Group& dp = groups_.dp;
   if (needs_reference(args_)) {
     d.ref_logprobs.assign(N, 0.0f);
-    Tensor actor = model_->params().flat_values().clone();
-    std::memcpy(model_->params().flat_values().raw(), reference_values_.raw(), actor.nbytes());
-    actor_weights_changed();
+    // The reference weights in place of the actor's for these forwards (on the GPU the actor's wait there).
+    Tensor actor;
+    if (gpu_) {
+      gpu_->use_weights(reference_values_);
+    } else {
+      actor = model_->params().flat_values().clone();
+      std::memcpy(model_->params().flat_values().raw(), reference_values_.raw(), actor.nbytes());
+    }
     {
       obs::TraceSpan span(obs::process_trace(), "train", "ref_log_probs");
       forward_only(samples, my_micro_batches, d.offsets, &d.ref_logprobs, nullptr);
     }
-    std::memcpy(model_->params().flat_values().raw(), actor.raw(), actor.nbytes());
-    actor_weights_changed();
+    if (gpu_)
+      gpu_->restore_weights();
+    else
+      std::memcpy(model_->params().flat_values().raw(), actor.raw(), actor.nbytes());
     dp.allreduce_sum(d.ref_logprobs.data(), N);
   }
   if (args_.use_rollout_logprobs) {
@@ -571,7 +586,6 @@ Metrics Trainer::accumulate_step_gradients(const RolloutData& d, const StepSched
     }
     for (const auto& [name, value] : loss.metrics) metrics["train/" + name] += value;  // includes "loss"
   }
-  if (gpu_) gpu_->collect_gradients(model_->params());  // into the host gradients the optimizer reduces
   // Metrics are already scaled to the global step: sum them over the DP ranks. Every rank must hold the same keys
   // (a rank without micro-batches would not), so the key set is fixed by a dummy loss evaluation when empty.
   if (metrics.empty()) {
@@ -636,7 +650,6 @@ Metrics Trainer::accumulate_critic_gradients(const RolloutData& d, const StepSch
 }
 
 RolloutTrainResult Trainer::train_rollout(int64_t rollout_id, const std::vector<TrainSample>& samples) {
-  actor_weights_changed();  // the host weights may have been set from outside since the last call
   RolloutTrainResult result;
   const RolloutData data = prepare(samples, &result.rollout);
   // slime: the actor trains unless there is a critic still in its --num-critic-only-steps warm-up.
@@ -656,7 +669,7 @@ RolloutTrainResult Trainer::train_rollout(int64_t rollout_id, const std::vector<
       const double lr = scheduler_->lr(), wd = scheduler_->weight_decay();
       obs::TraceSpan span(obs::process_trace(), "train", "optimizer");
       const OptimizerStepResult opt = optimizer_->step(lr, wd);
-      actor_weights_changed();
+      if (gpu_) gpu_->device_weights_changed();
       span.end();
       if (!opt.skipped) scheduler_->step(step.num_rollouts);
       metrics["train/grad_norm"] = opt.grad_norm;
@@ -669,8 +682,10 @@ RolloutTrainResult Trainer::train_rollout(int64_t rollout_id, const std::vector<
   }
   // --ref-update-interval: every N rollouts the reference model becomes the current actor.
   if (reference_values_.defined() && args_.ref_update_interval && *args_.ref_update_interval > 0 &&
-      (rollout_id + 1) % *args_.ref_update_interval == 0)
+      (rollout_id + 1) % *args_.ref_update_interval == 0) {
+    host_weights_current();
     reference_values_ = model_->params().flat_values().clone();
+  }
   if (args_.reset_optimizer_states) {
     optimizer_->reset_state();
     if (critic_optimizer_) critic_optimizer_->reset_state();
@@ -680,7 +695,6 @@ RolloutTrainResult Trainer::train_rollout(int64_t rollout_id, const std::vector<
 }
 
 std::vector<float> Trainer::response_logprobs(const std::vector<TrainSample>& samples) {
-  actor_weights_changed();
   std::vector<int64_t> offsets = {0};
   for (const TrainSample& s : samples) offsets.push_back(offsets.back() + s.response_length);
   // Every sample once, split over the DP ranks, then summed so every rank has all of them.
@@ -693,11 +707,23 @@ std::vector<float> Trainer::response_logprobs(const std::vector<TrainSample>& sa
 }
 
 Metrics Trainer::compute_gradients(const std::vector<TrainSample>& samples) {
-  actor_weights_changed();
   const RolloutData data = prepare(samples, nullptr);
   SLIME_CHECK(!data.schedule.empty(), "compute_gradients: the rollout fills no optimizer step");
   model_->params().zero_grad();
-  return accumulate_step_gradients(data, data.schedule.front());
+  Metrics metrics = accumulate_step_gradients(data, data.schedule.front());
+  if (gpu_) gpu_->pull_gradients();
+  return metrics;
+}
+
+model::Decoder& Trainer::model() {
+  host_weights_current();
+  actor_weights_changed();  // the caller may write them
+  return *model_;
+}
+
+const model::Decoder& Trainer::weights() {
+  host_weights_current();
+  return *model_;
 }
 
 void Trainer::save_checkpoint(int64_t rollout_id, const json& extra) {
@@ -718,13 +744,19 @@ void Trainer::save_checkpoint(int64_t rollout_id, const json& extra) {
   ckpt::SaveOptions options;
   options.save_optimizer = !args_.no_save_optim;
   options.keep_last_n = args_.keep_last_n;
-  ckpt::save_checkpoint(*args_.save, state, model_->params(), optimizer_shards(*optimizer_), groups_, options);
+  host_weights_current();
+  std::vector<ckpt::OptimizerShard> shards;
+  if (options.save_optimizer) shards = optimizer_shards(*optimizer_);
+  ckpt::save_checkpoint(*args_.save, state, model_->params(), shards, groups_, options);
+  optimizer_->host_state_done(false);
   if (critic_) {
     state.optimizer_step = critic_optimizer_->step_count();
     state.model_config = critic_->config().to_hf_json();
     state.trainer = {{"lr_scheduler", critic_scheduler_->state()}, {"role", "critic"}};
     ckpt::save_checkpoint(path_join(*args_.save, "critic"), state, critic_->params(),
-                          optimizer_shards(*critic_optimizer_), groups_, options);
+                          options.save_optimizer ? optimizer_shards(*critic_optimizer_)
+                                                 : std::vector<ckpt::OptimizerShard>{},
+                          groups_, options);
   }
 }
 

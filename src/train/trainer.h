@@ -1,5 +1,6 @@
-// The trainer: slime's train_actor on the CPU backend. One object per trainer rank, all ranks of the trainer pool
-// calling the same methods with the same rollout (collective over the pool).
+// The trainer: slime's train_actor. One object per trainer rank, all ranks of the trainer pool calling the same
+// methods with the same rollout (collective over the pool). The actor's forward, backward and optimizer run on the
+// CPU backend, or with --backend cuda on the GPU (train/gpu_actor.h); the critic runs on the CPU.
 //
 // A rollout's training (train_rollout) follows slime (slime_features.md §1.8):
 //   1. reference log-probs (weights swapped to the reference copy) when a KL term needs them,
@@ -33,9 +34,10 @@
 #include "train/advantages.h"
 #include "train/distributed_optimizer.h"
 #include "train/dp_schedule.h"
-#include "train/gpu_mirror.h"
+#include "train/gpu_actor.h"
 #include "train/loss.h"
 #include "train/lr_scheduler.h"
+#include "train/optimizer.h"
 
 namespace slime::train {
 
@@ -84,11 +86,15 @@ class Trainer {
   const json& loaded_extra() const { return loaded_extra_; }
   int64_t consumed_samples() const { return consumed_samples_; }
 
-  model::Decoder& model() { return *model_; }
+  // The actor's weights in host memory, current: with --backend cuda the GPU's are copied down first when an
+  // optimizer step changed them. model() lets the caller write them (the GPU copy is refreshed before its next
+  // use); weights() is for reading only (weight sync, checks) and costs no upload afterwards.
+  model::Decoder& model();
+  const model::Decoder& weights();
   model::Decoder* critic() { return critic_.get(); }
   const model::ModelConfig& config() const { return model_->config(); }
   const LrScheduler& lr_scheduler() const { return *scheduler_; }
-  const DistributedOptimizer& optimizer() const { return *optimizer_; }
+  const Optimizer& optimizer() const { return *optimizer_; }
 
  private:
   struct Packed;       // a micro-batch packed for the model, with where each sample's response sits
@@ -102,27 +108,32 @@ class Trainer {
   // the rollout-wide vectors at the samples' offsets.
   void forward_only(const std::vector<TrainSample>& samples, const std::vector<std::vector<int64_t>>& micro_batches,
                     const std::vector<int64_t>& offsets, std::vector<float>* logprobs, std::vector<float>* entropy);
-  // The actor's forward and backward: on the GPU with --backend cuda (GpuMirror), else the CPU decoder.
+  // The actor's forward and backward: on the GPU with --backend cuda (GpuActor), else the CPU decoder.
   void actor_forward(const model::PackedBatch& batch, const std::vector<int64_t>& targets, float temperature,
                      Tensor* logprobs, Tensor* entropy);
   void actor_backward(const Tensor& dlogprobs, const Tensor& dentropy);
+  // The two copies of the actor's weights with --backend cuda (see gpu_actor.h): after writing the host copy, and
+  // before reading it.
   void actor_weights_changed() {
-    if (gpu_) gpu_->weights_changed();
+    if (gpu_) gpu_->host_weights_changed();
+  }
+  void host_weights_current() {
+    if (gpu_) gpu_->pull_weights();
   }
   void load_initial_weights();
   void load_reference_weights();
   void load_weights(const std::string& source, std::optional<int64_t> step, model::Decoder& model,
                     const std::vector<std::string>& skip = {});
   std::optional<ckpt::CheckpointState> resume(const std::string& root, model::Decoder& model,
-                                              DistributedOptimizer& optimizer, LrScheduler& scheduler);
+                                              Optimizer& optimizer, LrScheduler& scheduler);
   void build_critic(const LrScheduleOptions& lr);
   Metrics accumulate_critic_gradients(const RolloutData& data, const StepSchedule& step);
 
   Args args_;
   comm::ParallelGroups groups_;
   std::unique_ptr<model::Decoder> model_;
-  std::unique_ptr<GpuMirror> gpu_;  // --backend cuda
-  std::unique_ptr<DistributedOptimizer> optimizer_;
+  std::unique_ptr<GpuActor> gpu_;  // --backend cuda
+  std::unique_ptr<Optimizer> optimizer_;  // on the GPU with --backend cuda
   std::unique_ptr<LrScheduler> scheduler_;
   LossConfig loss_config_;
   AdvantageConfig advantage_config_;
@@ -130,7 +141,7 @@ class Trainer {
   ScheduleOptions schedule_options_;
   Tensor reference_values_;  // flat copy of the reference model's weights (KL), or undefined
   std::unique_ptr<model::Decoder> critic_;  // PPO only
-  std::unique_ptr<DistributedOptimizer> critic_optimizer_;
+  std::unique_ptr<Optimizer> critic_optimizer_;
   std::unique_ptr<LrScheduler> critic_scheduler_;
   int64_t start_rollout_id_ = 0;
   int64_t consumed_samples_ = 0;

@@ -75,6 +75,16 @@ void copy_to_host(void* dst, const void* src, size_t bytes) {
   cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }
 
+bool pin_host_memory(void* host, size_t bytes) {
+  if (cudaHostRegister(host, bytes, cudaHostRegisterDefault) == cudaSuccess) return true;
+  cudaGetLastError();  // a refused registration only costs speed
+  return false;
+}
+
+void unpin_host_memory(void* host) {
+  if (cudaHostUnregister(host) != cudaSuccess) cudaGetLastError();
+}
+
 void copy_async(void* dst, const void* src, size_t bytes, cudaStream_t stream) {
   cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
 }

@@ -20,6 +20,10 @@ void synchronize();
 // Host <-> device copies of raw bytes (device pointers from Tensor::raw() of CUDA tensors).
 void copy_to_device(void* device_dst, const void* host_src, size_t bytes);
 void copy_to_host(void* host_dst, const void* device_src, size_t bytes);
+// Page-locks host memory in place (cudaHostRegister) so copies from and to it run at the link's speed. Returns
+// false where the system refuses (the memory then stays pageable and copies only run slower).
+bool pin_host_memory(void* host, size_t bytes);
+void unpin_host_memory(void* host);
 // Stream-ordered device-to-device copy.
 void copy_async(void* device_dst, const void* device_src, size_t bytes, cudaStream_t stream);
 // Device memory in use (total - free, all processes), in bytes.
