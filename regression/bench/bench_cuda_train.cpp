@@ -1,5 +1,5 @@
 // make bench (GPU): one training step (forward + backward + AdamW) of Qwen2.5-0.5B- and 1.5B-shaped models on the
-// CUDA backend (model/cuda_decoder.h, train/cuda_adamw.h): random init, one packed sequence of 4096 tokens, bf16
+// CUDA backend (model/cuda_decoder.h, train/cuda_optimizer.h): random init, one packed sequence of 4096 tokens, bf16
 // activations, fp32 master weights and gradients. Prints tokens/s, MFU and peak GPU memory per shape; the PyTorch
 // peer (bench_torch_train.py) is run in the same call by bench_train.sh, which prints the ratio.
 //
@@ -18,36 +18,16 @@
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/ops.h"
 #include "model/cuda_decoder.h"
-#include "train/cuda_adamw.h"
+#include "train/cuda_optimizer.h"
 
 using namespace slime;
-
-namespace {
-
-double measured_gemm_tflops() {
-  const int64_t n = 8192;
-  Tensor a = Tensor::empty({n, n}, DType::BF16, Device::CUDA), b = Tensor::empty({n, n}, DType::BF16, Device::CUDA);
-  Tensor c = Tensor::empty({n, n}, DType::BF16, Device::CUDA);
-  cuda::fill_bytes(a.raw(), 0x3c, a.nbytes());  // bf16 0x3c3c = 0.0115
-  cuda::fill_bytes(b.raw(), 0x3c, b.nbytes());
-  auto run = [&] {
-    cuda::gemm(cuda::Precision::BF16, cuda::Precision::BF16, false, true, n, n, n, 1.0f, a.raw(), b.raw(), 0.0f,
-               c.raw(), nullptr);
-  };
-  for (int i = 0; i < 3; ++i) run();
-  const int reps = 20;
-  const float ms = bench::gpu_milliseconds(reps, run);
-  return 2.0 * n * n * n * reps / (ms * 1e-3) / 1e12;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const int64_t T = argc > 1 ? std::atoll(argv[1]) : 4096;
   const int steps = argc > 2 ? std::atoi(argv[2]) : 10;
   const std::string recompute = std::getenv("SLIME_BENCH_RECOMPUTE") ? std::getenv("SLIME_BENCH_RECOMPUTE") : "";
   cuda::init_device(0);
-  const double peak = measured_gemm_tflops();
+  const double peak = bench::measured_gemm_tflops();
   std::printf("device: %s, measured bf16 GEMM %.1f TFLOP/s\n", cuda::device_name(0).c_str(), peak);
   struct Shape {
     const char* name;
@@ -62,7 +42,7 @@ int main(int argc, char** argv) {
     options.recompute_granularity = recompute;
     model::CudaDecoder decoder(c, options);
     decoder.init_random(1234);
-    train::CudaAdamW optimizer(decoder.params(), decoder.compute_copy(), train::AdamWConfig{}, 1.0);
+    train::CudaDistributedOptimizer optimizer(decoder.params(), decoder.compute_copy(), train::AdamWConfig{}, 1.0);
     Rng rng(7);
     std::vector<int64_t> tokens(T), targets(T);
     for (int64_t t = 0; t < T; ++t) {

@@ -1,12 +1,15 @@
-// The model shapes the GPU benchmarks run (bench_cuda_train, bench_cuda_decode): Qwen2.5's configuration at a given
-// size (vocabulary 151,936 padded to a multiple of 128, two KV heads, tied embeddings, QKV bias), and the GPU timer
-// of every GPU benchmark (bench_cuda_gemm too).
+// The model shapes the GPU benchmarks run (bench_cuda_train, bench_cuda_decode, bench_gpu_trainer): Qwen2.5's
+// configuration at a given size (vocabulary 151,936 padded to a multiple of 128, two KV heads, tied embeddings, QKV
+// bias), the GPU timer of every GPU benchmark (bench_cuda_gemm too), and the bf16 GEMM rate MFU is measured against.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "core/tensor.h"
+#include "kernels/cuda/device.h"
+#include "kernels/cuda/ops.h"
 #include "model/config.h"
 
 namespace slime::bench {
@@ -37,6 +40,23 @@ float gpu_milliseconds(int reps, F&& run) {
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   return ms;
+}
+
+// The bf16 GEMM rate of this GPU in TFLOP/s: an 8192^3 cuBLASLt GEMM (constant inputs), best of 20 after warm-up.
+inline double measured_gemm_tflops() {
+  const int64_t n = 8192;
+  Tensor a = Tensor::empty({n, n}, DType::BF16, Device::CUDA), b = Tensor::empty({n, n}, DType::BF16, Device::CUDA);
+  Tensor c = Tensor::empty({n, n}, DType::BF16, Device::CUDA);
+  cuda::fill_bytes(a.raw(), 0x3c, a.nbytes());  // bf16 0x3c3c = 0.0115
+  cuda::fill_bytes(b.raw(), 0x3c, b.nbytes());
+  auto run = [&] {
+    cuda::gemm(cuda::Precision::BF16, cuda::Precision::BF16, false, true, n, n, n, 1.0f, a.raw(), b.raw(), 0.0f,
+               c.raw(), nullptr);
+  };
+  for (int i = 0; i < 3; ++i) run();
+  const int reps = 20;
+  const float ms = gpu_milliseconds(reps, run);
+  return 2.0 * n * n * n * reps / (ms * 1e-3) / 1e12;
 }
 
 }  // namespace slime::bench
