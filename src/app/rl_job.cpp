@@ -42,6 +42,9 @@
 #include "rollout/router.h"
 #include "rollout/sft_rollout.h"
 #include "sync/weight_sync.h"
+#ifdef SLIME_HAVE_CUDA
+#include "sync/device_weight_sync.h"
+#endif
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/trainer.h"
@@ -140,7 +143,7 @@ class RolloutSide {
     const std::string source = train::weights_source(args_, step);
     train::load_model_weights(source, step, *engine_model_, comm::ParallelGroups::single());
     SLIME_INFO0("--debug-rollout-only: engines use the weights of ", source);
-    weights_updated(0);
+    weights_updated(0, false);
   }
   data::DataSource& source() { return *source_; }
 
@@ -257,12 +260,21 @@ class RolloutSide {
     ring.put(0, bytes.data(), static_cast<int64_t>(bytes.size()));
   }
 
-  // After new weights reached engine_model(): the engine's device copy refreshed (CUDA backend), stale cached K/V
-  // dropped, outputs tagged with the version.
-  void weights_updated(int64_t version) {
+  // The engine's GPU buffers for weight sync on the GPU; null on a CPU engine or before the engine is built (the
+  // weights then take the host path into engine_model(), which a later engine is built from).
+  const model::DeviceWeights* engine_device_weights() {
+    return engine_ ? engine_->runner().device_weights_for_sync() : nullptr;
+  }
+
+  // After new weights reached engine_model() (or, on_device, the engine's GPU buffers directly): the engine's device
+  // copy refreshed (CUDA backend), stale cached K/V dropped, outputs tagged with the version.
+  void weights_updated(int64_t version, bool on_device) {
     weight_version_ = version;
     if (engine_) {
-      engine_->reload_weights();
+      if (on_device)
+        engine_->weights_written_on_device();
+      else
+        engine_->reload_weights();
       engine_->set_weight_version(version);
     }
   }
@@ -689,11 +701,39 @@ int run_rl_job(const Args& args, MPI_Comm world) {
   if (have_engines)
     weight_sync.emplace(world, trainer_rank, receiver, args.update_weight_buffer_size,
                         trainer_rank ? groups.pool.rank : -1);
+#ifdef SLIME_HAVE_CUDA
+  // --backend cuda with --update-weight-transport nccl: the trainer's GPU weights go straight into the engines' GPU
+  // buffers when every engine can take them (sync/device_weight_sync.h); otherwise the host path below.
+  std::optional<sync::DeviceWeightSync> device_sync;
+  if (have_engines && args.backend == "cuda" && args.update_weight_transport == "nccl")
+    device_sync.emplace(world, weight_sync->bcast_comm(), weight_sync->is_source(), receiver,
+                        args.update_weight_buffer_size);
+#endif
   auto sync_weights = [&](int64_t version) -> double {
     if (!have_engines) return 0.0;
-    const sync::SyncStats stats = weight_sync->sync(trainer ? &trainer->weights() : nullptr, trainer ? &groups : nullptr,
-                                                   receiver ? rollout->engine_model() : nullptr, version);
-    if (rollout) rollout->weights_updated(version);
+#ifdef SLIME_HAVE_CUDA
+    if (device_sync) {
+      const auto t0 = std::chrono::steady_clock::now();
+      std::optional<model::DeviceWeights> source;
+      if (trainer && weight_sync->is_source()) source = trainer->device_weights();
+      const model::DeviceWeights* engine = rollout ? rollout->engine_device_weights() : nullptr;
+      if (device_sync->sync(source ? &*source : nullptr, engine)) {
+        if (rollout) rollout->weights_updated(version, true);
+        if (args.check_weight_update_equal) {
+          std::string report;
+          const bool equal = device_sync->check_equal(source ? &*source : nullptr, engine, &report);
+          SLIME_CHECK(equal, "--check-weight-update-equal: after the GPU sync of version ", version, ": ", report);
+          SLIME_INFO0("--check-weight-update-equal: engines hold the trainer's GPU weights (version ", version, ")");
+        }
+        SLIME_DEBUG("weights on the GPU over ", device_sync->transport(), ": ", device_sync->bytes_sent(), " bytes");
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
+    }
+#endif
+    const sync::SyncStats stats =
+        weight_sync->sync(trainer ? &trainer->weights() : nullptr, trainer ? &groups : nullptr,
+                          receiver ? rollout->engine_model() : nullptr, version);
+    if (rollout) rollout->weights_updated(version, false);
     if (args.check_weight_update_equal) {
       std::string report;
       const bool equal = weight_sync->check_weights_equal(trainer ? &trainer->weights() : nullptr,

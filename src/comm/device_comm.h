@@ -38,7 +38,10 @@ class DeviceComm {
   DeviceComm& operator=(const DeviceComm&) = delete;
 
   DeviceTransport transport() const { return transport_; }
-  const char* transport_name() const { return transport_ == DeviceTransport::Nccl ? "nccl" : "mpi (host-staged)"; }
+  const char* transport_name() const {
+    if (!nccl_ && group_.single()) return "none (one rank)";
+    return transport_ == DeviceTransport::Nccl ? "nccl" : "mpi (host-staged)";
+  }
   int rank() const { return group_.rank; }
   int size() const { return group_.size; }
 

@@ -160,6 +160,20 @@ void CudaModelRunner::size_kv_cache(EngineConfig& config) {
   cuda::synchronize();
 }
 
+const model::DeviceWeights* CudaModelRunner::device_weights_for_sync() {
+  check(cudaStreamSynchronize(stream_), "rollout engine step");  // no step may still read the weights
+  sync_view_.bf16 = precision_ == Precision::BF16;
+  sync_view_.flat = weights_.raw();
+  sync_view_.master = nullptr;
+  sync_view_.vectors = sync_view_.bf16 ? vectors_.data<float>() : nullptr;
+  sync_view_.numel = weights_.numel();
+  int64_t vector_numel = 0;
+  for (const model::Param& p : model_.params().all())
+    if (p.global_shape.size() == 1) vector_numel += p.value.numel();
+  sync_view_.vector_numel = sync_view_.bf16 ? vector_numel : 0;
+  return &sync_view_;
+}
+
 void CudaModelRunner::reload_weights() {
   const model::ParamRegistry& reg = model_.params();
   const float* host = reg.flat_values().data<float>();

@@ -147,6 +147,8 @@ void Engine::reload_weights() {
   runner_->reload_weights();
 }
 
+void Engine::weights_written_on_device() { flush_cache(); }
+
 void Engine::flush_cache() {
   SLIME_CHECK(scheduler_->empty(), "flush_cache: requests are still running (abort or finish them first)");
   blocks_ = std::make_unique<BlockManager>(config_.num_blocks, config_.block_size, config_.prefix_caching);

@@ -93,6 +93,9 @@ class Engine : public EngineClient {
   // After the host model's weights changed (weight sync): the runner refreshes its device copy (CUDA) and the
   // prefix cache is dropped. No request may be running.
   void reload_weights();
+  // After weight sync wrote the runner's device weights directly (ModelRunner::device_weights_for_sync): the prefix
+  // cache is dropped; the host model keeps the weights it had. No request may be running.
+  void weights_written_on_device();
 
  private:
   GenerateOutput finish(Sequence& seq, const std::string& reason);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/decoder.h"
+#include "model/device_weights.h"
 #include "model/generate_reference.h"
 #include "rollout/scheduler.h"
 
@@ -35,6 +36,9 @@ class ModelRunner {
   // The host model's weights changed (weight sync): device copies are refreshed. Cached K/V are stale afterwards;
   // the engine drops its prefix cache at the same time.
   virtual void reload_weights() {}
+  // The GPU buffers the kernels read, for weight sync straight into them (sync/device_weight_sync.h), once no step
+  // is using them; null on a host runner. Weights written there bypass the host model.
+  virtual const model::DeviceWeights* device_weights_for_sync() { return nullptr; }
 };
 
 // The sampling parameters of a sequence's next token and its random draw (element num_generated() of the request's

@@ -65,6 +65,8 @@ class WeightSync {
                            const model::Decoder* engine_model, std::string* report = nullptr);
 
   int source_rank() const { return source_; }  // in `comm`
+  // The source (rank 0) and the receivers; MPI_COMM_NULL on other ranks (sync/device_weight_sync.h uses it too).
+  MPI_Comm bcast_comm() const { return bcast_comm_; }
   bool is_source() const { return rank_ == source_; }
   int64_t bucket_bytes() const { return bucket_elems_ * static_cast<int64_t>(sizeof(float)); }
 

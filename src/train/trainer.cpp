@@ -721,6 +721,11 @@ model::Decoder& Trainer::model() {
   return *model_;
 }
 
+std::optional<model::DeviceWeights> Trainer::device_weights() {
+  if (!gpu_) return std::nullopt;
+  return gpu_->device_weights();
+}
+
 const model::Decoder& Trainer::weights() {
   host_weights_current();
   return *model_;

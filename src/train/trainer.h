@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,8 @@ class Trainer {
   // use); weights() is for reading only (weight sync, checks) and costs no upload afterwards.
   model::Decoder& model();
   const model::Decoder& weights();
+  // With --backend cuda: the actor's weights as GPU buffers (weight sync on the GPU reads them); nullopt on the CPU.
+  std::optional<model::DeviceWeights> device_weights();
   model::Decoder* critic() { return critic_.get(); }
   const model::ModelConfig& config() const { return model_->config(); }
   const LrScheduler& lr_scheduler() const { return *scheduler_; }

@@ -1,0 +1,163 @@
+// Weight sync on the GPU (label gpu; mpirun -np 2, and -np 1 for the colocated case): rank 0 holds a trainer's
+// device weights (model::CudaDecoder), the other ranks a GPU rollout engine. After DeviceWeightSync the engines'
+// device buffers hold the trainer's bf16 copy (or fp32 master) and fp32 1-D parameters bit for bit, generate exactly
+// what an engine loaded through the host path generates, and --check-weight-update-equal's hash agrees (and catches
+// a flipped byte). An engine of another precision makes every rank fall back to the host path.
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <vector>
+
+#include "comm/mpi_utils.h"
+#include "kernels/cuda/device.h"
+#include "model/cuda_decoder.h"
+#include "model/decoder.h"
+#include "model/init.h"
+#include "rollout/engine.h"
+#include "sync/device_weight_sync.h"
+#include "sync/weight_sync.h"
+
+using namespace slime;
+
+namespace {
+
+// A Qwen2-like model with head_dim 64 (bf16 kernels) and a Qwen3-like one with head_dim 16 (fp32 path).
+model::ModelConfig config_of(bool bf16) {
+  const char* q2 = R"({
+    "architectures": ["Qwen2ForCausalLM"], "vocab_size": 1000, "hidden_size": 256, "intermediate_size": 512,
+    "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0, "tie_word_embeddings": true, "max_position_embeddings": 2048})";
+  const char* small = R"({
+    "architectures": ["Qwen3ForCausalLM"], "vocab_size": 300, "hidden_size": 64, "intermediate_size": 96,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+    "rms_norm_eps": 1e-6, "tie_word_embeddings": false, "max_position_embeddings": 1024})";
+  model::ModelConfig c = model::ModelConfig::from_hf_json(json::parse(bf16 ? q2 : small), bf16 ? "qwen2" : "small");
+  c.pad_vocab(128);
+  return c;
+}
+
+rollout::EngineConfig engine_config(bool fp32) {
+  rollout::EngineConfig c;
+  c.backend = rollout::EngineBackend::Cuda;
+  c.num_blocks = 64;
+  c.block_size = 16;
+  c.max_running = 8;
+  c.max_batched_tokens = 64;
+  c.cuda_fp32 = fp32;
+  return c;
+}
+
+// What GpuActor::device_weights gives for a CUDA decoder.
+model::DeviceWeights trainer_view(model::CudaDecoder& gpu) {
+  model::DeviceWeights w;
+  w.bf16 = gpu.compute_copy() != nullptr;
+  w.master = gpu.params().flat_values().data<float>();
+  w.flat = w.bf16 ? gpu.compute_copy() : gpu.params().flat_values().raw();
+  w.numel = gpu.params().numel();
+  for (const model::Param& p : gpu.params().all()) {
+    if (!w.bf16 || p.global_shape.size() != 1) continue;
+    w.vector_runs.push_back({p.flat_offset, p.value.numel()});
+    w.vector_numel += p.value.numel();
+  }
+  return w;
+}
+
+std::vector<rollout::GenerateRequest> requests(int64_t vocab) {
+  std::vector<rollout::GenerateRequest> out;
+  for (int i = 0; i < 4; ++i) {
+    rollout::GenerateRequest r;
+    for (int t = 0; t < 5 + 7 * i; ++t) r.prompt.push_back((37 * t + 11 * i) % vocab);
+    r.params.max_new_tokens = 12;
+    r.params.temperature = 1.0f;
+    r.params.seed = 100 + i;
+    r.params.ignore_eos = true;
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("weights go from the trainer's GPU buffers into the engines' (device path), equal to the host path") {
+  if (cuda::device_count() == 0) {
+    WARN("no GPU visible: skipped");
+    return;
+  }
+  cuda::init_local_device();
+  const int rank = comm::rank(MPI_COMM_WORLD), size = comm::size(MPI_COMM_WORLD);
+  const bool trainer = rank == 0, receiver = size == 1 || rank > 0;
+  const uint64_t seed = 4242;
+  for (bool bf16 : {true, false}) {
+    INFO((bf16 ? "bf16" : "fp32") << ", " << size << " ranks");
+    const model::ModelConfig c = config_of(bf16);
+    // The trainer: fp32 master on the GPU with its bf16 copy.
+    std::unique_ptr<model::CudaDecoder> gpu;
+    model::DeviceWeights source;
+    if (trainer) {
+      model::Decoder host(c);
+      model::init_random(c, host.params(), seed, 0.05f);
+      model::CudaDecoderOptions o;
+      o.precision = bf16 ? cuda::Precision::BF16 : cuda::Precision::F32;
+      gpu = std::make_unique<model::CudaDecoder>(c, o);
+      gpu->upload(host.params());
+      source = trainer_view(*gpu);
+    }
+    // The engine starts from other weights (zeros).
+    model::Decoder engine_model(c);
+    std::unique_ptr<rollout::Engine> engine;
+    if (receiver) engine = std::make_unique<rollout::Engine>(engine_model, engine_config(false));
+
+    sync::WeightSync ws(MPI_COMM_WORLD, trainer, receiver, 1 << 20, trainer ? 0 : -1);
+    sync::DeviceWeightSync ds(MPI_COMM_WORLD, ws.bcast_comm(), ws.is_source(), receiver, 4096 + 6);  // many buckets
+    const model::DeviceWeights* dst = receiver ? engine->runner().device_weights_for_sync() : nullptr;
+    REQUIRE(ds.sync(trainer ? &source : nullptr, dst));
+    if (receiver) engine->weights_written_on_device();
+    std::printf("rank %d: %s weights over %s, %lld bytes\n", rank, bf16 ? "bf16" : "fp32", ds.transport(),
+                static_cast<long long>(ds.bytes_sent()));
+
+    if (receiver) {
+      // The reference: the same weights through the host path (host model -> reload).
+      model::Decoder ref_model(c);
+      model::init_random(c, ref_model.params(), seed, 0.05f);
+      rollout::Engine reference(ref_model, engine_config(false));
+      const model::DeviceWeights* want = reference.runner().device_weights_for_sync();
+      const model::DeviceWeights* got = engine->runner().device_weights_for_sync();
+      const size_t elem = bf16 ? 2 : 4;
+      std::vector<char> a(got->numel * elem), b(want->numel * elem);
+      cuda::copy_to_host(a.data(), got->flat, a.size());
+      cuda::copy_to_host(b.data(), want->flat, b.size());
+      CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
+      if (bf16) {
+        REQUIRE(got->vector_numel == want->vector_numel);
+        std::vector<float> va(got->vector_numel), vb(want->vector_numel);
+        cuda::copy_to_host(va.data(), got->vectors, va.size() * 4);
+        cuda::copy_to_host(vb.data(), want->vectors, vb.size() * 4);
+        CHECK(std::memcmp(va.data(), vb.data(), va.size() * 4) == 0);
+      }
+      // Same weights, same kernels: the same tokens and log-probs.
+      const auto out = engine->generate(requests(c.vocab_size));
+      const auto ref = reference.generate(requests(c.vocab_size));
+      int64_t differ = 0;
+      for (size_t i = 0; i < out.size(); ++i)
+        differ += out[i].tokens != ref[i].tokens || out[i].logprobs != ref[i].logprobs;
+      CHECK(differ == 0);
+    }
+
+    std::string report;
+    CHECK(ds.check_equal(trainer ? &source : nullptr, dst, &report));
+    // A flipped byte on the last engine is caught on every rank.
+    if (receiver && rank == size - 1) {
+      unsigned char byte = 0;
+      cuda::copy_to_host(&byte, dst->flat, 1);
+      byte ^= 0x40;
+      cuda::copy_to_device(dst->flat, &byte, 1);
+    }
+    CHECK_FALSE(ds.check_equal(trainer ? &source : nullptr, dst, &report));
+    CHECK_THAT(report, Catch::Contains("rank " + std::to_string(size - 1)));
+
+    // An engine of another precision (fp32 for a bf16 trainer, or no GPU engine at all): every rank falls back.
+    std::unique_ptr<rollout::Engine> other;
+    if (receiver && bf16) other = std::make_unique<rollout::Engine>(engine_model, engine_config(true));
+    const model::DeviceWeights* other_view = other ? other->runner().device_weights_for_sync() : nullptr;
+    CHECK_FALSE(ds.sync(trainer ? &source : nullptr, other_view));
+  }
+}
