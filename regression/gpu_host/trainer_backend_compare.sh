@@ -3,7 +3,8 @@
 #   1. the same SFT (200 steps of 32 conversations) from the same random weights on each backend;
 #   2. 20 GRPO steps replayed on each backend from one set of rollouts (saved by a CPU run with
 #      --save-debug-rollout-data, replayed with --load-debug-rollout-data), so both train on the same samples.
-#   3. the same 20 GRPO steps live with --backend cuda: trainer AND rollout engine on the GPU (two ranks sharing it),
+#   3. the same 20 GRPO steps live with --backend cuda: trainer AND rollout engine on the GPU (two ranks sharing it;
+#      weight sync GPU to GPU, each sync checked with --check-weight-update-equal),
 #      against the live CPU run of step 2: the engine's fp32 path samples the CPU engine's tokens (same Philox draws),
 #      so the reward curves agree until a rounding difference flips a draw.
 # Prints the curves side by side and fails when the GPU curve leaves the CPU curve's band. The demo model has
@@ -54,10 +55,13 @@ done
 echo "== GRPO live, --backend cuda (trainer and engine on the GPU)"
 t0=$SECONDS
 "${mpi[@]}" -np 2 "$train" "${grpo[@]}" --actor-num-nodes 1 --actor-num-gpus-per-node 1 --rollout-num-gpus 1 \
-  --backend cuda --save "$out/grpo_live_cuda" >"$out/grpo_live_cuda.log" 2>&1 ||
+  --backend cuda --check-weight-update-equal --save "$out/grpo_live_cuda" >"$out/grpo_live_cuda.log" 2>&1 ||
   { tail -30 "$out/grpo_live_cuda.log"; exit 1; }
 echo "   $((SECONDS - t0)) s"
 grep -m1 "rollout engine on" "$out/grpo_live_cuda.log" || true
+# The first sync goes through the host (the engine is built afterwards); the others GPU to GPU, each one checked.
+echo "   weight syncs: $(grep -c "engines hold the trainer's GPU weights" "$out/grpo_live_cuda.log") on the GPU path," \
+  "$(grep -c "engines hold the trainer's weights (version" "$out/grpo_live_cuda.log") on the host path, all checked equal"
 
 python3 - "$out" <<'PY'
 import json, sys

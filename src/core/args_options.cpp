@@ -112,8 +112,10 @@ std::vector<OptionSpec> build_table() {
 
   b.group = "train";
   OPT("--update-weight-transport", update_weight_transport,
-      "How weights go from trainer to rollout engines: nccl (NCCL broadcast in buckets, GPU backend) or mpi "
-      "(MPI broadcast). The CPU backend has no NCCL and always uses mpi.")
+      "How weights go from trainer to rollout engines: nccl (with --backend cuda: bf16 buckets from the trainer's "
+      "GPU straight into the engines' GPU buffers, over NCCL, or host-staged MPI for ranks sharing a GPU; the host "
+      "path when an engine cannot take them) or mpi (fp32 buckets through host memory and MPI broadcasts). The CPU "
+      "backend always uses mpi.")
       .choices({"nccl", "mpi"});
   OPT("--update-weight-buffer-size", update_weight_buffer_size,
       "Bytes per weight-sync bucket (512 MiB by default).");
