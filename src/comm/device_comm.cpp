@@ -132,13 +132,12 @@ void DeviceComm::reduce_scatter_sum_inplace(float* data, int64_t count) {
     after();
     return;
   }
-  float* host = host_stage(total);
+  float* host = host_stage(total + count);  // the blocks, then this rank's sum
   check_cuda(cudaMemcpy(host, data, total * sizeof(float), cudaMemcpyDeviceToHost), "copy to host");
   std::vector<int64_t> offsets(group_.size + 1);
   for (int r = 0; r <= group_.size; ++r) offsets[r] = count * r;
-  std::vector<float> out(count);
-  reduce_scatter_sum(host, out.data(), offsets, group_.comm);
-  check_cuda(cudaMemcpy(mine, out.data(), count * sizeof(float), cudaMemcpyHostToDevice), "copy to device");
+  reduce_scatter_sum(host, host + total, offsets, group_.comm);
+  check_cuda(cudaMemcpy(mine, host + total, count * sizeof(float), cudaMemcpyHostToDevice), "copy to device");
 }
 
 void DeviceComm::all_gather_inplace(float* data, int64_t count) {
