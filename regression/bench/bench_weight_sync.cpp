@@ -68,15 +68,7 @@ int main(int argc, char** argv) {
     if (trainer) {
       gpu = std::make_unique<model::CudaDecoder>(c);
       gpu->init_random(7);
-      source.bf16 = true;
-      source.flat = gpu->compute_copy();
-      source.master = gpu->params().flat_values().data<float>();
-      source.numel = gpu->params().numel();
-      for (const model::Param& p : gpu->params().all())
-        if (p.global_shape.size() == 1) {
-          source.vector_runs.push_back({p.flat_offset, p.value.numel()});
-          source.vector_numel += p.value.numel();
-        }
+      source = gpu->device_weights();
     } else {
       rollout::EngineConfig e;
       e.backend = rollout::EngineBackend::Cuda;

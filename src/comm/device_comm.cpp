@@ -99,12 +99,11 @@ DeviceComm::~DeviceComm() {
   if (stage_) cudaFreeHost(stage_);
 }
 
-void DeviceComm::before() {
+template <class F>
+void DeviceComm::nccl_op(const char* op, F&& call) {
   check_cuda(cudaEventRecord(nccl_->ready, nullptr), "event record");
   check_cuda(cudaStreamWaitEvent(nccl_->stream, nccl_->ready, 0), "stream wait");
-}
-
-void DeviceComm::after() {
+  check_nccl(call(nccl_->comm, nccl_->stream), std::string(op) + " (" + what_ + ")");
   check_cuda(cudaEventRecord(nccl_->done, nccl_->stream), "event record");
   check_cuda(cudaStreamWaitEvent(nullptr, nccl_->done, 0), "stream wait");
 }
@@ -124,14 +123,10 @@ void DeviceComm::reduce_scatter_sum_inplace(float* data, int64_t count) {
   if ((!nccl_ && group_.single()) || count == 0) return;
   const int64_t total = count * group_.size;
   float* mine = data + count * group_.rank;
-  if (nccl_) {
-    before();
-    check_nccl(ncclReduceScatter(data, mine, static_cast<size_t>(count), ncclFloat32, ncclSum, nccl_->comm,
-                                 nccl_->stream),
-               "reduce-scatter (" + what_ + ")");
-    after();
-    return;
-  }
+  if (nccl_)
+    return nccl_op("reduce-scatter", [&](ncclComm_t c, cudaStream_t s) {
+      return ncclReduceScatter(data, mine, static_cast<size_t>(count), ncclFloat32, ncclSum, c, s);
+    });
   float* host = host_stage(total + count);  // the blocks, then this rank's sum
   check_cuda(cudaMemcpy(host, data, total * sizeof(float), cudaMemcpyDeviceToHost), "copy to host");
   std::vector<int64_t> offsets(group_.size + 1);
@@ -144,13 +139,10 @@ void DeviceComm::all_gather_inplace(float* data, int64_t count) {
   if ((!nccl_ && group_.single()) || count == 0) return;
   const int64_t total = count * group_.size;
   float* mine = data + count * group_.rank;
-  if (nccl_) {
-    before();
-    check_nccl(ncclAllGather(mine, data, static_cast<size_t>(count), ncclFloat32, nccl_->comm, nccl_->stream),
-               "all-gather (" + what_ + ")");
-    after();
-    return;
-  }
+  if (nccl_)
+    return nccl_op("all-gather", [&](ncclComm_t c, cudaStream_t s) {
+      return ncclAllGather(mine, data, static_cast<size_t>(count), ncclFloat32, c, s);
+    });
   float* host = host_stage(total);
   check_cuda(cudaMemcpy(host + count * group_.rank, mine, count * sizeof(float), cudaMemcpyDeviceToHost),
              "copy to host");
@@ -162,14 +154,10 @@ void DeviceComm::all_gather_inplace(float* data, int64_t count) {
 
 void DeviceComm::all_reduce_sum(float* data, int64_t count) {
   if ((!nccl_ && group_.single()) || count == 0) return;
-  if (nccl_) {
-    before();
-    check_nccl(ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat32, ncclSum, nccl_->comm,
-                             nccl_->stream),
-               "all-reduce (" + what_ + ")");
-    after();
-    return;
-  }
+  if (nccl_)
+    return nccl_op("all-reduce", [&](ncclComm_t c, cudaStream_t s) {
+      return ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat32, ncclSum, c, s);
+    });
   float* host = host_stage(count);
   check_cuda(cudaMemcpy(host, data, count * sizeof(float), cudaMemcpyDeviceToHost), "copy to host");
   allreduce_sum(host, count, group_.comm);
@@ -178,13 +166,10 @@ void DeviceComm::all_reduce_sum(float* data, int64_t count) {
 
 void DeviceComm::broadcast(void* data, size_t bytes, int root) {
   if ((!nccl_ && group_.single()) || bytes == 0) return;
-  if (nccl_) {
-    before();
-    check_nccl(ncclBroadcast(data, data, bytes, ncclUint8, root, nccl_->comm, nccl_->stream),
-               "broadcast (" + what_ + ")");
-    after();
-    return;
-  }
+  if (nccl_)
+    return nccl_op("broadcast", [&](ncclComm_t c, cudaStream_t s) {
+      return ncclBroadcast(data, data, bytes, ncclUint8, root, c, s);
+    });
   const int64_t floats = static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float));
   float* host = host_stage(floats);
   if (group_.rank == root) check_cuda(cudaMemcpy(host, data, bytes, cudaMemcpyDeviceToHost), "copy to host");

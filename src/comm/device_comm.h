@@ -56,8 +56,9 @@ class DeviceComm {
 
  private:
   struct Nccl;
-  void before();  // the comm stream waits for the default stream
-  void after();   // the default stream waits for the comm stream
+  // Runs call(comm, stream) on the NCCL stream, ordered after the default stream's work and before its next.
+  template <class F>
+  void nccl_op(const char* op, F&& call);
   float* host_stage(int64_t count);
 
   Group group_;

@@ -113,6 +113,20 @@ void CudaDecoder::refresh_compute_copy() {
 
 void CudaDecoder::zero_grad() { w_.registry.zero_grad(); }
 
+DeviceWeights CudaDecoder::device_weights() {
+  DeviceWeights w;
+  w.bf16 = bf16();
+  w.master = w_.registry.flat_values().data<float>();
+  w.flat = w.bf16 ? compute_copy_.raw() : w_.registry.flat_values().raw();
+  w.numel = w_.registry.numel();
+  for (const Param& p : w_.registry.all()) {
+    if (!w.bf16 || p.global_shape.size() != 1) continue;
+    w.vector_runs.push_back({p.flat_offset, p.value.numel()});
+    w.vector_numel += p.value.numel();
+  }
+  return w;
+}
+
 void CudaDecoder::upload(const ParamRegistry& host) {
   SLIME_CHECK(host.numel() == w_.registry.numel(), "CudaDecoder::upload: the host model has ", host.numel(),
               " parameters, this one ", w_.registry.numel());

@@ -29,6 +29,7 @@
 #include "kernels/cuda/ops.h"
 #include "model/config.h"
 #include "model/decoder.h"
+#include "model/device_weights.h"
 
 namespace slime::model {
 
@@ -70,6 +71,9 @@ class CudaDecoder {
   // Re-derives the bf16 copy from the master weights (after changing them outside the optimizer).
   void refresh_compute_copy();
   void zero_grad();
+  // The weights as weight sync on the GPU reads them (model/device_weights.h): the bf16 copy (or, with fp32
+  // activations, the master weights), the fp32 master and where its 1-D parameters lie.
+  DeviceWeights device_weights();
 
   // Training forward over a packed batch: log-probabilities [T] of targets under softmax(logits / temperature)
   // and, if entropy is not null, the entropy [T] (host tensors, as the CPU Decoder returns them). Keeps the

@@ -46,21 +46,6 @@ rollout::EngineConfig engine_config(bool fp32) {
   return c;
 }
 
-// What GpuActor::device_weights gives for a CUDA decoder.
-model::DeviceWeights trainer_view(model::CudaDecoder& gpu) {
-  model::DeviceWeights w;
-  w.bf16 = gpu.compute_copy() != nullptr;
-  w.master = gpu.params().flat_values().data<float>();
-  w.flat = w.bf16 ? gpu.compute_copy() : gpu.params().flat_values().raw();
-  w.numel = gpu.params().numel();
-  for (const model::Param& p : gpu.params().all()) {
-    if (!w.bf16 || p.global_shape.size() != 1) continue;
-    w.vector_runs.push_back({p.flat_offset, p.value.numel()});
-    w.vector_numel += p.value.numel();
-  }
-  return w;
-}
-
 std::vector<rollout::GenerateRequest> requests(int64_t vocab) {
   std::vector<rollout::GenerateRequest> out;
   for (int i = 0; i < 4; ++i) {
@@ -99,7 +84,7 @@ TEST_CASE("weights go from the trainer's GPU buffers into the engines' (device p
       o.precision = bf16 ? cuda::Precision::BF16 : cuda::Precision::F32;
       gpu = std::make_unique<model::CudaDecoder>(c, o);
       gpu->upload(host.params());
-      source = trainer_view(*gpu);
+      source = gpu->device_weights();
     }
     // The engine starts from other weights (zeros).
     model::Decoder engine_model(c);

@@ -88,17 +88,7 @@ class CudaActor final : public GpuActor {
   model::DeviceWeights device_weights() override {
     SLIME_ASSERT(!swapped_, "device_weights while the reference weights are in use");
     push_if_stale();
-    model::DeviceWeights w;
-    w.bf16 = gpu_.compute_copy() != nullptr;
-    w.master = gpu_.params().flat_values().data<float>();
-    w.flat = w.bf16 ? gpu_.compute_copy() : gpu_.params().flat_values().raw();
-    w.numel = gpu_.params().numel();
-    for (const model::Param& p : gpu_.params().all()) {
-      if (!w.bf16 || p.global_shape.size() != 1) continue;
-      w.vector_runs.push_back({p.flat_offset, p.value.numel()});
-      w.vector_numel += p.value.numel();
-    }
-    return w;
+    return gpu_.device_weights();
   }
 
  private:
