@@ -161,6 +161,16 @@ void BlockManager::allocate(Sequence& seq) {
   commit_computed(seq);  // the reused blocks are already registered; this advances the sequence's hash chain
 }
 
+void BlockManager::forget_cached_prefixes() {
+  for (Block& b : blocks_) {
+    b.hash = 0;
+    b.pending_hash = 0;
+    b.tokens.clear();
+  }
+  hash_to_block_.clear();
+  pending_.clear();
+}
+
 void BlockManager::commit_computed(Sequence& seq) {
   const int64_t computed_blocks = seq.num_computed / block_size_;
   while (seq.hashed_blocks < computed_blocks) {
@@ -169,7 +179,8 @@ void BlockManager::commit_computed(Sequence& seq) {
     seq.prefix_hash = chain_hash(seq.prefix_hash, tokens, block_size_);
     const int32_t id = seq.block_table[b];
     clear_pending(id);
-    if (blocks_[id].hash == 0 && find_cached(seq.prefix_hash, tokens) < 0) register_hash(id, seq.prefix_hash, tokens);
+    if (!seq.stale_kv && blocks_[id].hash == 0 && find_cached(seq.prefix_hash, tokens) < 0)
+      register_hash(id, seq.prefix_hash, tokens);
     ++seq.hashed_blocks;
   }
 }
@@ -188,6 +199,7 @@ void BlockManager::deallocate(Sequence& seq) {
   seq.num_computed = 0;
   seq.prefix_hash = 0;
   seq.hashed_blocks = 0;
+  seq.stale_kv = false;
 }
 
 bool BlockManager::can_append(const Sequence& seq) const {

@@ -36,6 +36,10 @@ class BlockManager {
   // sharing. Registering only computed blocks keeps a sequence from reusing K/V that are not written yet.
   void commit_computed(Sequence& seq);
 
+  // After a weight change: no block computed so far is found for a prefix again (every hash and pending announcement
+  // goes). Blocks in use stay with their sequences.
+  void forget_cached_prefixes();
+
   // Tokens of seq's prefix that allocate() would find in the cache now (the lpm scheduling policy).
   int64_t cached_prefix_tokens(const Sequence& seq) const;
   // Whether the first full block of seq's prefix that is not cached is being computed right now by an admitted

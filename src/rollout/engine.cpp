@@ -143,11 +143,21 @@ std::vector<GenerateOutput> Engine::generate(std::vector<GenerateRequest> reques
 }
 
 void Engine::reload_weights() {
-  flush_cache();
   runner_->reload_weights();
+  weights_changed();
 }
 
-void Engine::weights_written_on_device() { flush_cache(); }
+void Engine::weights_written_on_device() { weights_changed(); }
+
+void Engine::weights_changed() {
+  if (scheduler_->empty()) {
+    flush_cache();
+    return;
+  }
+  blocks_->forget_cached_prefixes();
+  for (auto& [id, seq] : sequences_)
+    if (!seq->block_table.empty()) seq->stale_kv = true;
+}
 
 void Engine::flush_cache() {
   SLIME_CHECK(scheduler_->empty(), "flush_cache: requests are still running (abort or finish them first)");

@@ -90,12 +90,16 @@ class Engine : public EngineClient {
   void set_weight_version(int64_t version) { weight_version_ = version; }
   // Drops every cached block (after a weight update the cached K/V are stale). No request may be running.
   void flush_cache();
-  // After the host model's weights changed (weight sync): the runner refreshes its device copy (CUDA) and the
-  // prefix cache is dropped. No request may be running.
+  // After the host model's weights changed (weight sync): the runner refreshes its device copy (CUDA), then
+  // weights_changed().
   void reload_weights();
-  // After weight sync wrote the runner's device weights directly (ModelRunner::device_weights_for_sync): the prefix
-  // cache is dropped; the host model keeps the weights it had. No request may be running.
+  // After weight sync wrote the runner's device weights directly (ModelRunner::device_weights_for_sync): the host
+  // model keeps the weights it had; weights_changed().
   void weights_written_on_device();
+  // What a weight change does to the cache (SGLang's pause / update weights / continue). With no request in flight
+  // every cached block goes (flush_cache). Requests in flight are not dropped: they keep the K/V computed so far and
+  // go on with the new weights, and no prefix computed before the change is shared again (their blocks neither).
+  void weights_changed();
 
  private:
   GenerateOutput finish(Sequence& seq, const std::string& reason);

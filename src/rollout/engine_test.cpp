@@ -441,3 +441,57 @@ TEST_CASE("the n samples of a prompt, submitted together, prefill it once and sa
     CHECK(together[i].tokens == solo.tokens);
   }
 }
+
+TEST_CASE("weights change with requests in flight: none is dropped, and no prefix of the old weights is shared") {
+  model::ModelConfig c = tiny_config();
+  model::Decoder model(c);
+  model::init_random(c, model.params(), 3, 0.6f);
+  Rng rng(9);
+  const std::vector<int64_t> prompt = random_prompt(rng, 13, c.vocab_size);
+  auto request = [&] {
+    GenerateRequest r;
+    r.prompt = prompt;
+    r.params.temperature = 0;
+    r.params.max_new_tokens = 10;
+    return r;
+  };
+  EngineConfig config;
+  config.num_blocks = 64;
+  config.block_size = 4;
+  config.max_running = 8;
+  config.max_batched_tokens = 64;
+  Engine engine(model, config);
+  for (int i = 0; i < 3; ++i) engine.add_request(request());
+  std::vector<GenerateOutput> done;
+  for (int s = 0; s < 4; ++s)
+    for (GenerateOutput& o : engine.step()) done.push_back(o);
+  REQUIRE(done.empty());
+  REQUIRE(engine.num_unfinished() == 3);
+
+  // New weights while the three run (SGLang: pause, update weights, continue).
+  model::init_random(c, model.params(), 77, 0.6f);
+  engine.reload_weights();
+  engine.set_weight_version(1);
+  // The same prompt arriving now finds no cached prefix: those K/V belong to the old weights.
+  const int64_t late = engine.add_request(request());
+  while (engine.has_unfinished())
+    for (GenerateOutput& o : engine.step()) done.push_back(o);
+  REQUIRE(done.size() == 4);
+  model::SamplingParams greedy;
+  greedy.temperature = 0;
+  greedy.max_new_tokens = 10;
+  const model::Generation fresh = model::generate_reference(model, prompt, greedy);
+  for (const GenerateOutput& o : done) {
+    INFO("request " << o.id);
+    CHECK(o.finish_reason == "length");
+    CHECK(o.tokens.size() == 10);
+    CHECK(o.weight_version == 1);
+    if (o.id != late) continue;
+    CHECK(o.cached_tokens == 0);
+    CHECK(o.tokens == fresh.tokens);  // computed under the new weights alone
+  }
+  // Prefixes computed after the change are shared again.
+  const std::vector<GenerateOutput> again = engine.generate({request()});
+  CHECK(again[0].cached_tokens > 0);
+  CHECK(again[0].tokens == fresh.tokens);
+}

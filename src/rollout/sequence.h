@@ -29,6 +29,9 @@ struct Sequence {
   // Prefix-cache bookkeeping (BlockManager): the chained hash of the first `hashed_blocks` full blocks.
   uint64_t prefix_hash = 0;
   int64_t hashed_blocks = 0;
+  // The weights changed while this sequence held K/V (Engine::weights_changed): its blocks are never offered for
+  // prefix sharing. Cleared when it gives its blocks back (a preempted sequence recomputes under the new weights).
+  bool stale_kv = false;
 
   int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
   int64_t num_generated() const { return num_tokens() - prompt_length; }
