@@ -5,7 +5,8 @@
 //     margin exceeds bf16's reach, and any other pick is a near-tie of the fp32 maximum; the engine's
 //     log-probs match the trainer's (the CUDA decoder's training forward on the same tokens, bf16) within 1e-2 mean
 //     absolute difference (the train-infer mismatch);
-//   - the engine's device weights after a reload equal the trainer's bf16 copy bit for bit.
+//   - the engine's device weights after a reload equal the trainer's bf16 copy bit for bit;
+//   - weights swapped with requests in flight: the same script on the CPU and the GPU engine gives the same tokens.
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <cmath>
@@ -244,4 +245,45 @@ TEST_CASE("CUDA engine: device weights after a reload equal the trainer's bf16 c
   const std::vector<GenerateOutput> a = engine.generate(reqs);
   const std::vector<GenerateOutput> b = run(m.decoder, engine_config(true), reqs);
   for (size_t i = 0; i < a.size(); ++i) CHECK(a[i].tokens == b[i].tokens);
+}
+
+TEST_CASE("CUDA engine: weights swapped with requests in flight, as the CPU engine does (fp32)") {
+  REQUIRE(cuda::device_count() > 0);
+  // The same script on both engines: requests, a few steps, new weights with those requests in flight, more
+  // requests of the same prompts, to the end. The fp32 GPU engine samples the CPU engine's tokens.
+  auto script = [](bool cuda) {
+    Model m("qwen2", 11, 0.05f);
+    const auto reqs = requests(m.config, 8, 16, 1.0f, -1, 1.0f, 9);
+    Engine engine(m.decoder, engine_config(cuda, 64, true));
+    for (size_t i = 0; i < 6; ++i) engine.add_request(reqs[i]);
+    std::vector<GenerateOutput> done;
+    for (int s = 0; s < 6; ++s)
+      for (GenerateOutput& o : engine.step()) done.push_back(o);
+    const int64_t in_flight = engine.num_unfinished();
+    model::init_random(m.config, m.decoder.params(), 99, 0.05f);
+    engine.reload_weights();
+    engine.set_weight_version(1);
+    for (size_t i = 6; i < reqs.size(); ++i) engine.add_request(reqs[i]);
+    while (engine.has_unfinished())
+      for (GenerateOutput& o : engine.step()) done.push_back(o);
+    std::sort(done.begin(), done.end(), [](const GenerateOutput& a, const GenerateOutput& b) { return a.id < b.id; });
+    return std::make_pair(in_flight, done);
+  };
+  const auto cpu = script(false);
+  const auto gpu = script(true);
+  REQUIRE(cpu.first > 0);  // the swap happened with requests running
+  CHECK(gpu.first == cpu.first);
+  REQUIRE(gpu.second.size() == 8);
+  REQUIRE(cpu.second.size() == 8);
+  int64_t tokens = 0, same = 0;
+  for (size_t i = 0; i < cpu.second.size(); ++i) {
+    const GenerateOutput &a = cpu.second[i], &b = gpu.second[i];
+    CHECK(b.finish_reason == "length");
+    CHECK(b.cached_tokens == a.cached_tokens);
+    for (size_t j = 0; j < std::min(a.tokens.size(), b.tokens.size()); ++j, ++tokens)
+      same += a.tokens[j] == b.tokens[j];
+  }
+  std::printf("cuda engine, weights swapped with %lld requests in flight: %lld/%lld tokens equal to the CPU engine's\n",
+              static_cast<long long>(cpu.first), static_cast<long long>(same), static_cast<long long>(tokens));
+  CHECK(same == tokens);
 }
