@@ -61,8 +61,12 @@ job=$(RUN_DIR=$out/b sbatch --parsable --ntasks=3 --output="$out/b.out" "$src/sl
 for _ in $(seq 1 1200); do
   n=$(grep -c '"rollout_id"' "$out/b/rl/metrics.jsonl" 2>/dev/null || true)
   [ "${n:-0}" -ge 5 ] && break
-  [ "$(job_field "$job" JobState)" = RUNNING ] || [ "$(job_field "$job" JobState)" = PENDING ] ||
-    fail "run B ended before the signal"
+  # Only an ended job fails here: right after sbatch it may also be CONFIGURING, or scontrol may answer nothing.
+  state=$(job_field "$job" JobState || true)
+  case $state in
+    COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED)
+      fail "run B ended before the signal (state $state)" ;;
+  esac
   sleep 0.25
 done
 [ "${n:-0}" -ge 5 ] || fail "run B: no 5 steps logged in 5 minutes"
@@ -70,8 +74,8 @@ scancel --signal=USR1 --batch "$job"
 echo "sent SIGUSR1 to the batch shell of job $job after $n logged steps"
 requeued=0
 for _ in $(seq 1 1800); do
-  state=$(job_field "$job" JobState)
-  restarts=$(job_field "$job" Restarts)
+  state=$(job_field "$job" JobState || true)
+  restarts=$(job_field "$job" Restarts || true)
   if [ "$state" = PENDING ] && [ "$restarts" = 1 ] && [ "$requeued" = 0 ]; then
     # Skip Slurm's 2-minute requeue delay, but not to the same second: slurmd refuses a job credential that is not
     # newer than the revocation of the requeued instance's ("Job credential revoked").
