@@ -272,7 +272,7 @@ class RolloutSide {
     weight_version_ = version;
     if (engine_) {
       if (on_device)
-        engine_->weights_written_on_device();
+        engine_->weights_changed();
       else
         engine_->reload_weights();
       engine_->set_weight_version(version);

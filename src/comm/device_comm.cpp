@@ -34,6 +34,13 @@ std::string device_key() {
   return std::string(host) + "|" + bus;
 }
 
+// Offsets of `ranks` blocks of `count` elements (the MPI helpers' layout).
+std::vector<int64_t> equal_blocks(int64_t count, int ranks) {
+  std::vector<int64_t> offsets(ranks + 1);
+  for (int r = 0; r <= ranks; ++r) offsets[r] = count * r;
+  return offsets;
+}
+
 }  // namespace
 
 struct DeviceComm::Nccl {
@@ -129,9 +136,7 @@ void DeviceComm::reduce_scatter_sum_inplace(float* data, int64_t count) {
     });
   float* host = host_stage(total + count);  // the blocks, then this rank's sum
   check_cuda(cudaMemcpy(host, data, total * sizeof(float), cudaMemcpyDeviceToHost), "copy to host");
-  std::vector<int64_t> offsets(group_.size + 1);
-  for (int r = 0; r <= group_.size; ++r) offsets[r] = count * r;
-  reduce_scatter_sum(host, host + total, offsets, group_.comm);
+  reduce_scatter_sum(host, host + total, equal_blocks(count, group_.size), group_.comm);
   check_cuda(cudaMemcpy(mine, host + total, count * sizeof(float), cudaMemcpyHostToDevice), "copy to device");
 }
 
@@ -146,9 +151,7 @@ void DeviceComm::all_gather_inplace(float* data, int64_t count) {
   float* host = host_stage(total);
   check_cuda(cudaMemcpy(host + count * group_.rank, mine, count * sizeof(float), cudaMemcpyDeviceToHost),
              "copy to host");
-  std::vector<int64_t> offsets(group_.size + 1);
-  for (int r = 0; r <= group_.size; ++r) offsets[r] = count * r;
-  allgather_inplace(host, offsets, group_.comm);
+  allgather_inplace(host, equal_blocks(count, group_.size), group_.comm);
   check_cuda(cudaMemcpy(data, host, total * sizeof(float), cudaMemcpyHostToDevice), "copy to device");
 }
 

@@ -41,10 +41,11 @@ class ParamRegistry {
  public:
   // Registers a parameter; its local shape follows from the global shape and the blocks. Call allocate() once all
   // parameters are registered; values and gradients start at zero, in host memory or (the CUDA backend: fp32
-  // master weights and gradients) on the GPU. `capacity` (at least numel) pads both flat buffers with zeros behind
-  // the last parameter: the GPU's data-parallel collectives need equal blocks per rank.
+  // master weights and gradients) on the GPU.
   Param& add(const std::string& name, const Shape& global_shape, int partition_dim = -1,
              std::vector<ShardBlock> blocks = {});
+  // `capacity` (at least numel) pads both flat buffers with zeros behind the last parameter: the GPU's data-parallel
+  // collectives need equal blocks per rank.
   void allocate(Device device = Device::CPU, int64_t capacity = 0);
   bool allocated() const { return values_.defined(); }
 

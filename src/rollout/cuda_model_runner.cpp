@@ -100,7 +100,12 @@ CudaModelRunner::CudaModelRunner(model::Decoder& model, EngineConfig& config)
       n += p.value.numel();
     }
     vectors_ = Tensor::empty({std::max<int64_t>(n, 1)}, DType::F32, Device::CUDA);
+    sync_view_.vectors = vectors_.data<float>();
+    sync_view_.vector_numel = n;
   }
+  sync_view_.bf16 = precision_ == Precision::BF16;
+  sync_view_.flat = weights_.raw();
+  sync_view_.numel = weights_.numel();
   reload_weights();
 
   model::rope_tables_on_device(mc_, max_context_, &rope_cos_, &rope_sin_);
@@ -162,15 +167,6 @@ void CudaModelRunner::size_kv_cache(EngineConfig& config) {
 
 const model::DeviceWeights* CudaModelRunner::device_weights_for_sync() {
   check(cudaStreamSynchronize(stream_), "rollout engine step");  // no step may still read the weights
-  sync_view_.bf16 = precision_ == Precision::BF16;
-  sync_view_.flat = weights_.raw();
-  sync_view_.master = nullptr;
-  sync_view_.vectors = sync_view_.bf16 ? vectors_.data<float>() : nullptr;
-  sync_view_.numel = weights_.numel();
-  int64_t vector_numel = 0;
-  for (const model::Param& p : model_.params().all())
-    if (p.global_shape.size() == 1) vector_numel += p.value.numel();
-  sync_view_.vector_numel = sync_view_.bf16 ? vector_numel : 0;
   return &sync_view_;
 }
 

@@ -94,7 +94,7 @@ class CudaModelRunner : public ModelRunner {
   Tensor weights_;                          // [numel] in precision_
   Tensor vectors_;                          // fp32 copies of the 1-D parameters (bf16 mode)
   std::map<int64_t, int64_t> vector_offset_;  // flat offset of a 1-D parameter -> its offset in vectors_
-  model::DeviceWeights sync_view_;          // device_weights_for_sync()'s answer
+  model::DeviceWeights sync_view_;          // device_weights_for_sync()'s answer (set with the buffers)
   Tensor k_cache_, v_cache_;                // [L, (num_blocks + 1) * block_size, G, d]; the last block pads graphs
   Tensor rope_cos_, rope_sin_;              // [max_context, d/2] fp32, by position
   Tensor arena_;                            // U8: step inputs and activations

@@ -147,8 +147,6 @@ void Engine::reload_weights() {
   weights_changed();
 }
 
-void Engine::weights_written_on_device() { weights_changed(); }
-
 void Engine::weights_changed() {
   if (scheduler_->empty()) {
     flush_cache();

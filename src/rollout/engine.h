@@ -93,12 +93,11 @@ class Engine : public EngineClient {
   // After the host model's weights changed (weight sync): the runner refreshes its device copy (CUDA), then
   // weights_changed().
   void reload_weights();
-  // After weight sync wrote the runner's device weights directly (ModelRunner::device_weights_for_sync): the host
-  // model keeps the weights it had; weights_changed().
-  void weights_written_on_device();
-  // What a weight change does to the cache (SGLang's pause / update weights / continue). With no request in flight
-  // every cached block goes (flush_cache). Requests in flight are not dropped: they keep the K/V computed so far and
-  // go on with the new weights, and no prefix computed before the change is shared again (their blocks neither).
+  // After the weights changed: directly after weight sync wrote the runner's device weights
+  // (ModelRunner::device_weights_for_sync; the host model keeps the weights it had), or through reload_weights().
+  // What it does to the cache is SGLang's pause / update weights / continue. With no request in flight every cached
+  // block goes (flush_cache). Requests in flight are not dropped: they keep the K/V computed so far and go on with
+  // the new weights, and no prefix computed before the change is shared again (their blocks neither).
   void weights_changed();
 
  private:

@@ -95,7 +95,7 @@ TEST_CASE("weights go from the trainer's GPU buffers into the engines' (device p
     sync::DeviceWeightSync ds(MPI_COMM_WORLD, ws.bcast_comm(), ws.is_source(), receiver, 4096 + 6);  // many buckets
     const model::DeviceWeights* dst = receiver ? engine->runner().device_weights_for_sync() : nullptr;
     REQUIRE(ds.sync(trainer ? &source : nullptr, dst));
-    if (receiver) engine->weights_written_on_device();
+    if (receiver) engine->weights_changed();
     std::printf("rank %d: %s weights over %s, %lld bytes\n", rank, bf16 ? "bf16" : "fp32", ds.transport(),
                 static_cast<long long>(ds.bytes_sent()));
 

@@ -46,9 +46,6 @@ class CudaDistributedOptimizer final : public Optimizer {
   std::vector<OwnedRange> owned_ranges() override;
   void host_state_done(bool written) override;
 
-  int64_t shard_size() const { return shard_; }
-  std::pair<int64_t, int64_t> owned() const { return {lo_, hi_}; }  // flat elements [lo, hi) of this rank
-
  private:
   // The owned elements of each trainable parameter (flat coordinates) and the contiguous runs they make.
   void plan_pieces();

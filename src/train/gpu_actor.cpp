@@ -83,8 +83,6 @@ class CudaActor final : public GpuActor {
     gpu_.zero_grad();
   }
 
-  const char* dp_transport() const override { return dp_ ? dp_->transport_name() : "none"; }
-
   model::DeviceWeights device_weights() override {
     SLIME_ASSERT(!swapped_, "device_weights while the reference weights are in use");
     push_if_stale();

@@ -55,8 +55,6 @@ class GpuActor {
   // (Trainer::compute_gradients).
   virtual void pull_gradients() = 0;
 
-  virtual const char* dp_transport() const = 0;  // "none", "nccl" or "mpi (host-staged)"
-
   // The GPU's current weights for weight sync on the GPU (sync/device_weight_sync.h): the bf16 compute copy (or
   // the fp32 master with fp32 activations) and the fp32 master. Uploads the host weights first if they are newer.
   virtual model::DeviceWeights device_weights() = 0;
