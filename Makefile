@@ -57,11 +57,14 @@ bench-cpu: build
 
 # On a GPU machine also the CUDA GEMM benchmark (torch's numbers: python3 regression/bench/bench_torch_gemm.py), the
 # whole training step next to PyTorch + transformers (bench_train.sh prints the ratio), the trainer's rollouts on the
-# GPU (bench_gpu_trainer) and the rollout engine's decode next to transformers' generate (bench_decode.sh).
+# GPU (bench_gpu_trainer), weight sync GPU to GPU next to a raw broadcast (bench_weight_sync, 2 ranks) and the rollout
+# engine's decode next to transformers' generate (bench_decode.sh).
 bench: bench-cpu
 	@if [ -x $(BUILD)/regression/bench_cuda_gemm ] && nvidia-smi -L >/dev/null 2>&1; then \
 	  $(BUILD)/regression/bench_cuda_gemm; bash regression/bench/bench_train.sh $(BUILD); \
-	  $(BUILD)/regression/bench_gpu_trainer; bash regression/bench/bench_decode.sh $(BUILD); fi
+	  $(BUILD)/regression/bench_gpu_trainer; \
+	  mpirun --allow-run-as-root --oversubscribe -np 2 $(BUILD)/regression/bench_weight_sync 1.5b; \
+	  bash regression/bench/bench_decode.sh $(BUILD); fi
 
 gpu-test: build
 	cd $(BUILD) && ctest --output-on-failure --label-regex gpu

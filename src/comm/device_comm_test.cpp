@@ -121,6 +121,10 @@ TEST_CASE("device collectives over the machine's transport, forced host staging,
   if (g.size > 1 && cuda::device_count() < g.size) {
     CHECK_THROWS_WITH(comm::DeviceComm(g, "data-parallel"), Catch::Contains("share a GPU"));
   }
+  // A value that is neither is refused by name.
+  setenv("SLIME_DEVICE_COMM", "tcp", 1);
+  CHECK_THROWS_WITH(comm::DeviceComm(g, "data-parallel"),
+                    Catch::Contains("SLIME_DEVICE_COMM=tcp: expected nccl or mpi"));
   unsetenv("SLIME_DEVICE_COMM");
   CHECK_FALSE(comm::DeviceComm::needed(self));
 }
