@@ -167,6 +167,25 @@ void DeviceComm::all_reduce_sum(float* data, int64_t count) {
   check_cuda(cudaMemcpy(data, host, count * sizeof(float), cudaMemcpyHostToDevice), "copy to device");
 }
 
+void DeviceComm::all_reduce_sum(void* data, int64_t count, DType dtype) {
+  SLIME_CHECK(dtype == DType::F32 || dtype == DType::BF16, "device all-reduce (", what_, "): ", dtype_name(dtype),
+              " is not supported (F32 or BF16)");
+  if (dtype == DType::F32) return all_reduce_sum(static_cast<float*>(data), count);
+  if ((!nccl_ && group_.single()) || count == 0) return;
+  if (nccl_)
+    return nccl_op("all-reduce", [&](ncclComm_t c, cudaStream_t s) {
+      return ncclAllReduce(data, data, static_cast<size_t>(count), ncclBfloat16, ncclSum, c, s);
+    });
+  // Host-staged: the bf16 values land in the back half of the stage, widen to fp32 in front, sum, round back.
+  float* host = host_stage(count + (count + 1) / 2);
+  uint16_t* bits = reinterpret_cast<uint16_t*>(host + count);
+  check_cuda(cudaMemcpy(bits, data, count * sizeof(uint16_t), cudaMemcpyDeviceToHost), "copy to host");
+  for (int64_t i = 0; i < count; ++i) host[i] = bf16_to_f32(bits[i]);
+  allreduce_sum(host, count, group_.comm);
+  for (int64_t i = 0; i < count; ++i) bits[i] = f32_to_bf16(host[i]);
+  check_cuda(cudaMemcpy(data, bits, count * sizeof(uint16_t), cudaMemcpyHostToDevice), "copy to device");
+}
+
 void DeviceComm::broadcast(void* data, size_t bytes, int root) {
   if ((!nccl_ && group_.single()) || bytes == 0) return;
   if (nccl_)

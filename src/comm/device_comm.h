@@ -1,5 +1,6 @@
-// Collectives over fp32 buffers in GPU memory among the ranks of one comm::Group: the CUDA backend's data-parallel
-// gradient reduce-scatter and parameter all-gather.
+// Collectives over buffers in GPU memory among the ranks of one comm::Group: the CUDA backend's data-parallel
+// gradient reduce-scatter and parameter all-gather (fp32), and its tensor-parallel all-reduces of activations (bf16
+// or fp32).
 //
 // Two transports, chosen when the communicator is built (collectively, the same on every rank):
 //   - NCCL, when every rank of the group drives a GPU of its own. The communicator is bootstrapped over MPI: the
@@ -21,6 +22,7 @@
 #include <string>
 
 #include "comm/parallel.h"
+#include "core/dtype.h"
 
 namespace slime::comm {
 
@@ -51,6 +53,9 @@ class DeviceComm {
   // data holds size() blocks of `count` floats; afterwards block r everywhere is rank r's block r.
   void all_gather_inplace(float* data, int64_t count);
   void all_reduce_sum(float* data, int64_t count);
+  // The same over `count` elements of `dtype` (F32 or BF16; a bf16 result is rounded from the sum, which the
+  // host-staged transport forms in fp32 and NCCL per step of its ring). Every rank gets the same bits.
+  void all_reduce_sum(void* data, int64_t count, DType dtype);
   // root's `bytes` bytes at data reach every rank.
   void broadcast(void* data, size_t bytes, int root);
 

@@ -10,6 +10,7 @@
 
 #include "comm/device_comm.h"
 #include "comm/mpi_utils.h"
+#include "core/dtype.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "kernels/cuda/device.h"
@@ -75,6 +76,27 @@ void check_collectives(const comm::Group& g, const char* label) {
     worst = 0;
     for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::abs(ar[i] - sum[i]) / (1e-3 + std::abs(sum[i])));
     CHECK(worst < 1e-5);
+
+    // bf16 all-reduce: the inputs rounded to bf16; the sum of those within bf16 rounding, the same bits everywhere.
+    {
+      std::vector<uint16_t> bits(n);
+      for (int64_t i = 0; i < n; ++i) bits[i] = f32_to_bf16(mine[i]);
+      Tensor d = Tensor::empty({n}, DType::BF16, Device::CUDA);
+      cuda::copy_to_device(d.raw(), bits.data(), n * 2);
+      dc.all_reduce_sum(d.raw(), n, DType::BF16);
+      cuda::copy_to_host(bits.data(), d.raw(), n * 2);
+      worst = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        double want = 0;
+        for (int r = 0; r < g.size; ++r) want += bf16_to_f32(f32_to_bf16(all[r][i]));
+        worst = std::max(worst, std::abs(bf16_to_f32(bits[i]) - want) / (1e-2 + std::abs(want)));
+      }
+      CHECK(worst <= 1.0 / 128);  // one bf16 rounding of the sum (8 bits of mantissa)
+      std::vector<uint16_t> first = bits;
+      if (!g.single()) mpiCheck(MPI_Bcast(first.data(), static_cast<int>(n), MPI_UINT16_T, 0, g.comm));
+      CHECK(first == bits);
+      CHECK_THROWS_WITH(dc.all_reduce_sum(d.raw(), n, DType::I32), Catch::Contains("I32 is not supported"));
+    }
 
     // broadcast of bytes from the last rank
     const int root = g.size - 1;
