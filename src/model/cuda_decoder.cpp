@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/carver.h"
+#include "comm/device_comm.h"
 #include "core/error.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cuda/device.h"
@@ -46,7 +47,8 @@ struct CudaDecoder::Buffers {
   void* hidden = nullptr;        // [T, h]
   float* logits = nullptr;       // [chunk, V] fp32
   void* dlogits = nullptr;       // [chunk, V]
-  float* stats = nullptr;        // [T, 4]
+  float* stats = nullptr;        // [TP, T, 4]: every TP rank's partial statistics (this rank's in block tp.rank)
+  float* qk_norm_dw = nullptr;   // [2, d] one batch's QK-norm weight gradients (TP: summed over the group)
   float* lse = nullptr;          // [T] of logits / temperature
   float* mean_z = nullptr;       // [T]
   float* logprob = nullptr;      // [T]
@@ -80,8 +82,11 @@ void rope_tables_on_device(const ModelConfig& config, int64_t positions, Tensor*
   cuda::copy_to_device(sin->raw(), s.data(), s.size() * 4);
 }
 
-CudaDecoder::CudaDecoder(const ModelConfig& config, const CudaDecoderOptions& options)
-    : config_(config), options_(options), w_(config, comm::Group{}, Head::LanguageModel) {
+CudaDecoder::CudaDecoder(const ModelConfig& config, const CudaDecoderOptions& options, const comm::Group& tp,
+                         comm::DeviceComm* tp_comm)
+    : config_(config), options_(options), tp_(tp), tp_comm_(tp_comm), w_(config, tp, Head::LanguageModel) {
+  SLIME_CHECK(tp_.single() || (tp_comm_ && tp_comm_->size() == tp_.size && tp_comm_->rank() == tp_.rank),
+              "CudaDecoder: a tensor-parallel group of ", tp_.size, " ranks needs its device communicator");
   const std::string& r = options_.recompute_granularity;
   SLIME_CHECK(r.empty() || r == "full" || r == "selective", "--recompute-granularity must be full or selective, got '",
               r, "'");
@@ -112,6 +117,12 @@ void CudaDecoder::refresh_compute_copy() {
 }
 
 void CudaDecoder::zero_grad() { w_.registry.zero_grad(); }
+
+void CudaDecoder::tp_all_reduce(void* x, int64_t elements) {
+  if (tp_.single()) return;
+  tp_comm_->all_reduce_sum(x, elements, bf16() ? DType::BF16 : DType::F32);
+  cuda::profile_mark("tensor-parallel all-reduce");
+}
 
 DeviceWeights CudaDecoder::device_weights() {
   DeviceWeights w;
@@ -156,13 +167,13 @@ void CudaDecoder::init_random(uint64_t seed, float stddev) {
 int64_t CudaDecoder::lm_head_chunk_rows() const {
   if (options_.lm_head_chunk_rows > 0) return options_.lm_head_chunk_rows;
   const int64_t budget_floats = int64_t{768} << 20;  // 3 GiB of fp32 logits
-  return std::max<int64_t>(1, budget_floats / config_.padded_vocab_size);
+  return std::max<int64_t>(1, budget_floats / local_vocab());
 }
 
 void CudaDecoder::plan(Carver& c, int64_t T, int64_t B, int64_t U, Buffers& b) const {
   const ModelConfig& m = config_;
-  const int64_t h = m.hidden_size, H = m.num_heads, G = m.num_kv_heads, d = m.head_dim, F = m.intermediate_size;
-  const int64_t QKV = (H + 2 * G) * d, V = m.padded_vocab_size, L = m.num_layers;
+  const int64_t h = m.hidden_size, H = local_heads(), G = local_groups(), d = m.head_dim, F = local_ffn();
+  const int64_t QKV = (H + 2 * G) * d, V = local_vocab(), L = m.num_layers;
   const int64_t chunk = std::min(lm_head_chunk_rows(), std::max<int64_t>(T, 1));
   // The batch's integer arrays back to back (batch_ints' layout: one upload).
   b.tokens = c.take<int>(batch_ints(T, B, U) * 4);
@@ -203,7 +214,8 @@ void CudaDecoder::plan(Carver& c, int64_t T, int64_t B, int64_t U, Buffers& b) c
   b.hidden = c.take(act_bytes(T * h));
   b.logits = c.take<float>(chunk * V * 4);
   b.dlogits = c.take(act_bytes(chunk * V));
-  b.stats = c.take<float>(T * 4 * 4);
+  b.stats = c.take<float>(tp_.size * T * 4 * 4);
+  b.qk_norm_dw = c.take<float>(2 * d * 4);
   for (float** p : {&b.lse, &b.mean_z, &b.logprob, &b.entropy, &b.dlogprob, &b.dentropy}) *p = c.take<float>(T * 4);
   b.dres_a = c.take(act_bytes(T * h));
   b.dres_b = c.take(act_bytes(T * h));
@@ -268,8 +280,8 @@ void CudaDecoder::layer_forward(int64_t l, bool write_output) {
   Layer& a = buf_->layers[l];
   const Buffers& b = *buf_;
   const Precision P = options_.precision;
-  const int64_t T = T_, h = m.hidden_size, H = m.num_heads, G = m.num_kv_heads, d = m.head_dim;
-  const int64_t F = m.intermediate_size, QKV = (H + 2 * G) * d;
+  const int64_t T = T_, h = m.hidden_size, H = local_heads(), G = local_groups(), d = m.head_dim;
+  const int64_t F = local_ffn(), QKV = (H + 2 * G) * d;
   const float eps = static_cast<float>(m.rms_norm_eps);
   void* y = l + 1 < m.num_layers ? buf_->layers[l + 1].x_in : b.x_final;
 
@@ -285,9 +297,11 @@ void CudaDecoder::layer_forward(int64_t l, bool write_output) {
   cuda::attention_forward(P, a.q, a.k, a.v, b.cu_seqlens, T, B_, max_seqlen_, H, G, d,
                           1.0f / std::sqrt(static_cast<float>(d)), a.attn_out, a.lse, nullptr);
   cuda::profile_mark("fwd attention");
-  cuda::copy_async(a.x_mid, a.x_in, act_bytes(T * h), nullptr);  // residual, then += proj(attn)
-  cuda::gemm(P, P, false, true, T, h, H * d, 1.0f, a.attn_out, wc(*p.proj_weight), 1.0f, a.x_mid, nullptr);
+  // Residual, then += proj(attn) (row-parallel: partial products summed over the TP group).
+  if (tp_.rank == 0) cuda::copy_async(a.x_mid, a.x_in, act_bytes(T * h), nullptr);
+  cuda::gemm(P, P, false, true, T, h, H * d, 1.0f, a.attn_out, wc(*p.proj_weight), residual_beta(), a.x_mid, nullptr);
   cuda::profile_mark("fwd linears");
+  tp_all_reduce(a.x_mid, T * h);
   cuda::rmsnorm_forward(P, a.x_mid, p.mlp_norm->value.data<float>(), eps, a.xn_mlp, a.rstd_mlp, T, h, nullptr);
   cuda::profile_mark("fwd rmsnorm");
   cuda::gemm(P, P, false, true, T, 2 * F, h, 1.0f, a.xn_mlp, wc(*p.fc1_weight), 0.0f, a.gate_up, nullptr);
@@ -295,13 +309,14 @@ void CudaDecoder::layer_forward(int64_t l, bool write_output) {
   cuda::swiglu_forward(P, a.gate_up, a.act, T, F, nullptr);
   cuda::profile_mark("fwd swiglu");
   if (!write_output) return;  // recomputation: the layer's output is the next layer's kept input already
-  cuda::copy_async(y, a.x_mid, act_bytes(T * h), nullptr);
-  cuda::gemm(P, P, false, true, T, h, F, 1.0f, a.act, wc(*p.fc2_weight), 1.0f, y, nullptr);
+  if (tp_.rank == 0) cuda::copy_async(y, a.x_mid, act_bytes(T * h), nullptr);
+  cuda::gemm(P, P, false, true, T, h, F, 1.0f, a.act, wc(*p.fc2_weight), residual_beta(), y, nullptr);
   cuda::profile_mark("fwd linears");
+  tp_all_reduce(y, T * h);
 }
 
 void CudaDecoder::lm_head_logits(int64_t r0, int64_t rows) {
-  const int64_t h = config_.hidden_size, V = config_.padded_vocab_size;
+  const int64_t h = config_.hidden_size, V = local_vocab();
   const void* hidden = static_cast<const char*>(buf_->hidden) + act_bytes(r0 * h);
   cuda::gemm(options_.precision, Precision::F32, false, true, rows, V, h, 1.0f, hidden, wc(w_.output_weight()), 0.0f,
              buf_->logits, nullptr);
@@ -318,27 +333,35 @@ void CudaDecoder::forward(const PackedBatch& batch, const std::vector<int64_t>& 
   prepare_batch(batch, targets);
   cuda::profile_mark("host: batch upload");
   Buffers& b = *buf_;
-  const int64_t T = T_, h = m.hidden_size, V = m.padded_vocab_size;
+  const int64_t T = T_, h = m.hidden_size, V = local_vocab();
   const Precision P = options_.precision;
   inv_temperature_ = 1.0f / temperature;
   with_entropy_ = entropy != nullptr;
 
-  cuda::embedding_forward(P, b.tokens, T, wc(*w_.embedding), 0, V, h, b.layers[0].x_in, nullptr);
+  // Vocab-parallel embedding: each rank's rows give the tokens of its slice (zero rows elsewhere), the group sums.
+  cuda::embedding_forward(P, b.tokens, T, wc(*w_.embedding), vocab_begin(), V, h, b.layers[0].x_in, nullptr);
   cuda::profile_mark("embedding");
+  tp_all_reduce(b.layers[0].x_in, T * h);
   for (int64_t l = 0; l < m.num_layers; ++l) layer_forward(l, true);
   cuda::rmsnorm_forward(P, b.x_final, w_.final_norm->value.data<float>(), static_cast<float>(m.rms_norm_eps),
                         b.hidden, b.rstd_final, T, h, nullptr);
   cuda::profile_mark("fwd rmsnorm");
   const int64_t chunk = lm_head_chunk_rows();
   logits_kept_ = T <= chunk;  // one chunk: its logits stay for the backward pass
+  float* my_stats = b.stats + tp_.rank * T * 4;
   for (int64_t r0 = 0; r0 < T; r0 += chunk) {
     const int64_t rows = std::min(chunk, T - r0);
     lm_head_logits(r0, rows);
-    cuda::logprob_partial_stats(cuda::LogitsShape{rows, V, m.vocab_size, 0}, b.logits, b.targets + r0,
-                                inv_temperature_, b.stats + r0 * 4, nullptr);
-  cuda::profile_mark("lm head + logprob");
+    cuda::logprob_partial_stats(cuda::LogitsShape{rows, V, m.vocab_size, vocab_begin()}, b.logits, b.targets + r0,
+                                inv_temperature_, my_stats + r0 * 4, nullptr);
+    cuda::profile_mark("lm head + logprob");
   }
-  cuda::logprob_combine(b.stats, 1, T, b.lse, b.mean_z, b.logprob, b.entropy, nullptr);
+  // Vocab-parallel log-softmax: every rank's partial statistics, merged.
+  if (!tp_.single()) {
+    tp_comm_->all_gather_inplace(b.stats, T * 4);
+    cuda::profile_mark("tensor-parallel all-gather");
+  }
+  cuda::logprob_combine(b.stats, tp_.size, T, b.lse, b.mean_z, b.logprob, b.entropy, nullptr);
   *logprobs = Tensor::empty({T}, DType::F32);
   cuda::copy_to_host(logprobs->raw(), b.logprob, T * 4);
   if (entropy) {
@@ -356,8 +379,8 @@ void CudaDecoder::layer_backward(int64_t l, const void* dy, void* dx) {
   cuda::profile_mark("bwd host gaps");
   const Layer& a = b.layers[l];
   const Precision P = options_.precision, F32 = Precision::F32;
-  const int64_t T = T_, h = m.hidden_size, H = m.num_heads, G = m.num_kv_heads, d = m.head_dim;
-  const int64_t F = m.intermediate_size, QKV = (H + 2 * G) * d;
+  const int64_t T = T_, h = m.hidden_size, H = local_heads(), G = local_groups(), d = m.head_dim;
+  const int64_t F = local_ffn(), QKV = (H + 2 * G) * d;
   const float eps = static_cast<float>(m.rms_norm_eps);
   auto grad = [](Param* q) { return q ? q->grad.data<float>() : nullptr; };
   auto value = [](Param* q) { return q ? q->value.data<float>() : nullptr; };
@@ -371,6 +394,7 @@ void CudaDecoder::layer_backward(int64_t l, const void* dy, void* dx) {
   cuda::gemm(P, P, false, false, T, h, 2 * F, 1.0f, b.dgate_up, wc(*p.fc1_weight), 0.0f, b.dxn, nullptr);
   cuda::gemm(P, F32, true, false, 2 * F, h, T, 1.0f, b.dgate_up, a.xn_mlp, 1.0f, grad(p.fc1_weight), nullptr);
   cuda::profile_mark("bwd linears");
+  tp_all_reduce(b.dxn, T * h);  // column-parallel input gradient
   cuda::rmsnorm_backward(P, a.x_mid, value(p.mlp_norm), a.rstd_mlp, b.dxn, b.dx_mid, grad(p.mlp_norm), T, h, nullptr);
   cuda::add_inplace(P, b.dx_mid, dy, T * h, nullptr);
   cuda::profile_mark("bwd rmsnorm + residual");
@@ -382,13 +406,24 @@ void CudaDecoder::layer_backward(int64_t l, const void* dy, void* dx) {
   cuda::attention_backward(P, a.q, a.k, a.v, a.attn_out, a.lse, b.dattn, b.cu_seqlens, T, B_, max_seqlen_, H, G, d,
                            1.0f / std::sqrt(static_cast<float>(d)), b.dq, b.dk, b.dv, nullptr);
   cuda::profile_mark("bwd attention");
+  // QK-norm weights act on every head but a TP rank sees only its own: this batch's gradient goes to a scratch
+  // pair, is summed over the group, then joins the accumulated gradient.
+  const bool qk_norm_partial = p.q_norm && !tp_.single();
+  float* dq_norm = qk_norm_partial ? b.qk_norm_dw : grad(p.q_norm);
+  float* dk_norm = qk_norm_partial ? b.qk_norm_dw + d : grad(p.k_norm);
+  if (qk_norm_partial) cuda::fill_bytes(b.qk_norm_dw, 0, 2 * d * sizeof(float));
   cuda::qkv_backward(P, cuda::QkvShape{T, H, G, d}, a.qkv, value(p.qkv_bias), value(p.q_norm), value(p.k_norm), eps,
-                     b.cos, b.sin, b.dq, b.dk, b.dv, b.dqkv, grad(p.qkv_bias), grad(p.q_norm), grad(p.k_norm),
-                     nullptr);
+                     b.cos, b.sin, b.dq, b.dk, b.dv, b.dqkv, grad(p.qkv_bias), dq_norm, dk_norm, nullptr);
   cuda::profile_mark("bwd qkv (bias, norm, rope)");
+  if (qk_norm_partial) {
+    tp_comm_->all_reduce_sum(b.qk_norm_dw, 2 * d);
+    cuda::add_inplace(F32, grad(p.q_norm), b.qk_norm_dw, d, nullptr);
+    cuda::add_inplace(F32, grad(p.k_norm), b.qk_norm_dw + d, d, nullptr);
+  }
   cuda::gemm(P, P, false, false, T, h, QKV, 1.0f, b.dqkv, wc(*p.qkv_weight), 0.0f, b.dxn, nullptr);
   cuda::gemm(P, F32, true, false, QKV, h, T, 1.0f, b.dqkv, a.xn_attn, 1.0f, grad(p.qkv_weight), nullptr);
   cuda::profile_mark("bwd linears");
+  tp_all_reduce(b.dxn, T * h);  // column-parallel input gradient
   cuda::rmsnorm_backward(P, a.x_in, value(p.input_norm), a.rstd_attn, b.dxn, dx, grad(p.input_norm), T, h, nullptr);
   cuda::add_inplace(P, dx, b.dx_mid, T * h, nullptr);
   cuda::profile_mark("bwd rmsnorm + residual");
@@ -398,7 +433,7 @@ void CudaDecoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
   SLIME_CHECK(valid_, "backward() needs a preceding forward() with the activations kept");
   const ModelConfig& m = config_;
   Buffers& b = *buf_;
-  const int64_t T = T_, h = m.hidden_size, V = m.padded_vocab_size;
+  const int64_t T = T_, h = m.hidden_size, V = local_vocab();
   const Precision P = options_.precision;
   SLIME_CHECK(dlogprobs.numel() == T, "backward: dlogprobs has ", dlogprobs.numel(), " values for ", T, " tokens");
   SLIME_CHECK(!dentropy.defined() || dentropy.numel() == T, "backward: dentropy has ", dentropy.numel(),
@@ -416,7 +451,7 @@ void CudaDecoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
   for (int64_t r0 = 0; r0 < T; r0 += chunk) {
     const int64_t rows = std::min(chunk, T - r0);
     if (!logits_kept_) lm_head_logits(r0, rows);
-    cuda::logprob_backward(P, cuda::LogitsShape{rows, V, m.vocab_size, 0}, b.logits, b.targets + r0,
+    cuda::logprob_backward(P, cuda::LogitsShape{rows, V, m.vocab_size, vocab_begin()}, b.logits, b.targets + r0,
                            inv_temperature_, b.lse + r0, b.mean_z + r0, b.dlogprob + r0,
                            dentropy.defined() ? b.dentropy + r0 : nullptr, b.dlogits, nullptr);
     cuda::gemm(P, P, false, false, rows, h, V, 1.0f, b.dlogits, wc(out),
@@ -425,6 +460,7 @@ void CudaDecoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
                static_cast<const char*>(b.hidden) + act_bytes(r0 * h), 1.0f, out.grad.data<float>(), nullptr);
     cuda::profile_mark("lm head + logprob");
   }
+  tp_all_reduce(dhidden, T * h);  // each rank saw only its vocab slice
   void* dx = b.dres_b;
   cuda::rmsnorm_backward(P, b.x_final, w_.final_norm->value.data<float>(), b.rstd_final, dhidden, dx,
                          w_.final_norm->grad.data<float>(), T, h, nullptr);
@@ -434,8 +470,8 @@ void CudaDecoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
     layer_backward(l, dx, next);
     dx = next;
   }
-  cuda::embedding_backward(P, b.tokens, b.order, b.unique_starts, U_, dx, 0, V, h, w_.embedding->grad.data<float>(),
-                           nullptr);
+  cuda::embedding_backward(P, b.tokens, b.order, b.unique_starts, U_, dx, vocab_begin(), V, h,
+                           w_.embedding->grad.data<float>(), nullptr);
   cuda::profile_mark("embedding");
   valid_ = false;
 }

@@ -14,6 +14,14 @@
 // refreshes it, see train/cuda_optimizer.h). Activations of a batch are carved from one device arena sized for the
 // largest batch seen, so steady-state steps allocate nothing.
 //
+// Tensor parallelism (Megatron, as model/decoder.h on the CPU): given a TP group and its device communicator, each
+// rank holds its shard of the weights (DecoderWeights' layout: whole KV groups of the fused QKV, its slice of
+// [gate | up], the matching columns of the output projection and fc2, its rows of the vocabulary). The row-parallel
+// outputs (output projection, fc2) and the vocab-parallel embedding are all-reduced in the activations' precision,
+// the LM head's log-softmax statistics are all-gathered ([TP, T, 4] fp32) and merged, and the backward all-reduces
+// the column-parallel input gradients, the LM head's hidden-state gradient and the QK-norm weight gradients. The
+// residual stream is replicated: every rank computes the same norms, so their gradients agree across the group.
+//
 // --recompute-granularity: "full" keeps only each layer's input and recomputes the layer in the backward pass;
 // "selective" (Megatron: recompute the core attention) costs nothing extra here because the flash-attention kernel
 // never stores the [s, s] probabilities (its backward recomputes them), so it keeps the same activations as none.
@@ -25,11 +33,16 @@
 #include <vector>
 
 #include "core/carver.h"
+#include "comm/parallel.h"
 #include "core/tensor.h"
 #include "kernels/cuda/ops.h"
 #include "model/config.h"
 #include "model/decoder.h"
 #include "model/device_weights.h"
+
+namespace slime::comm {
+class DeviceComm;
+}
 
 namespace slime::model {
 
@@ -47,15 +60,17 @@ struct CudaDecoderOptions {
 
 class CudaDecoder {
  public:
-  // Registers the parameters (zero) on the GPU; cuda::init_device must have run. Language-model head and a
-  // tensor-parallel size of 1 (tensor parallelism on the GPU goes through NCCL: not yet).
-  explicit CudaDecoder(const ModelConfig& config, const CudaDecoderOptions& options = {});
+  // Registers this rank's parameters (zero) on the GPU; cuda::init_device must have run. Language-model head. With a
+  // TP group of several ranks, tp_comm is its device communicator (it must outlive the decoder).
+  explicit CudaDecoder(const ModelConfig& config, const CudaDecoderOptions& options = {},
+                       const comm::Group& tp = comm::Group{}, comm::DeviceComm* tp_comm = nullptr);
   ~CudaDecoder();
   CudaDecoder(const CudaDecoder&) = delete;
   CudaDecoder& operator=(const CudaDecoder&) = delete;
 
   const ModelConfig& config() const { return config_; }
   const CudaDecoderOptions& options() const { return options_; }
+  const comm::Group& tp() const { return tp_; }
   ParamRegistry& params() { return w_.registry; }  // fp32 values and gradients in GPU memory
   const ParamRegistry& params() const { return w_.registry; }
   // The bf16 copy of every parameter (flat, the registry's offsets); null with fp32 activations.
@@ -102,9 +117,22 @@ class CudaDecoder {
   static int64_t batch_ints(int64_t T, int64_t B, int64_t U) { return 4 * T + B + U + 2; }
   size_t act_bytes(int64_t elements) const { return static_cast<size_t>(elements) * (bf16() ? 2 : 4); }
   bool bf16() const { return options_.precision == cuda::Precision::BF16; }
+  // Sums `elements` activations over the TP group (nothing with one rank).
+  void tp_all_reduce(void* x, int64_t elements);
+  // The GEMM coefficient of a row-parallel output onto the residual already in C: the residual is added on TP rank
+  // 0 only (the others write their partial product), so the all-reduce that follows adds it once.
+  float residual_beta() const { return tp_.rank == 0 ? 1.0f : 0.0f; }
+  // Local (this TP rank's) sizes.
+  int64_t local_heads() const { return config_.num_heads / tp_.size; }
+  int64_t local_groups() const { return config_.num_kv_heads / tp_.size; }
+  int64_t local_ffn() const { return config_.intermediate_size / tp_.size; }
+  int64_t local_vocab() const { return config_.padded_vocab_size / tp_.size; }
+  int64_t vocab_begin() const { return w_.embedding->blocks[0].global_start; }
 
   ModelConfig config_;
   CudaDecoderOptions options_;
+  comm::Group tp_;
+  comm::DeviceComm* tp_comm_ = nullptr;
   DecoderWeights w_;
   Tensor compute_copy_;  // bf16 [numel] or undefined
   Tensor arena_;         // U8 device bytes

@@ -153,9 +153,11 @@ TEST_CASE("CUDA decoder: full recomputation gives the gradients of no recomputat
     grads.push_back(host_values(out.params().flat_grads()));
     std::printf("recompute '%s': arena %.1f MiB\n", mode, gpu.arena_bytes() / 1048576.0);
   }
-  // The bf16 attention backward sums dq, dk and dv with atomics, so runs agree to rounding, not bit for bit.
-  CHECK(relative_error(grads[1], grads[0]) <= 1e-3);
-  CHECK(relative_error(grads[2], grads[0]) <= 1e-3);
+  // The bf16 attention backward sums dq, dk and dv with fp32 atomics in no fixed order, so runs agree to bf16
+  // rounding (a flipped rounding of dq moves it by up to 2^-8 relative; 1.4e-3 was seen), not bit for bit. A wrong
+  // recomputation is off by order 1.
+  CHECK(relative_error(grads[1], grads[0]) <= 5e-3);
+  CHECK(relative_error(grads[2], grads[0]) <= 5e-3);
   CudaDecoderOptions bad;
   bad.recompute_granularity = "block";
   CHECK_THROWS_WITH(CudaDecoder(c, bad), Catch::Contains("--recompute-granularity must be full or selective"));
