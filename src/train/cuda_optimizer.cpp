@@ -22,7 +22,6 @@ CudaDistributedOptimizer::CudaDistributedOptimizer(model::ParamRegistry& params,
   check_adamw_config(config_);
   SLIME_CHECK(params_.allocated() && params_.flat_values().device() == Device::CUDA,
               "the GPU optimizer needs a parameter registry allocated on the GPU");
-  SLIME_CHECK(groups_.tp.single(), "the GPU optimizer has no tensor parallelism");
   SLIME_CHECK(dp_ ? dp_->size() == groups_.dp.size : groups_.dp.single(),
               "the GPU optimizer over ", groups_.dp.size, " data-parallel ranks needs their device communicator");
   SLIME_CHECK(!host_ || host_->numel() == params_.numel(), "the host model has ", host_ ? host_->numel() : 0,
@@ -52,10 +51,12 @@ void CudaDistributedOptimizer::plan_pieces() {
   for (const model::Param& p : params_.all()) {
     const int64_t a = std::max(lo_, p.flat_offset), b = std::min(hi_, p.flat_offset + p.value.numel());
     if (a < b && !frozen_[i])
-      pieces_.push_back({a, b, megatron_no_weight_decay(p.name, static_cast<int>(p.global_shape.size()))});
+      pieces_.push_back({a, b, megatron_no_weight_decay(p.name, static_cast<int>(p.global_shape.size())),
+                         !p.replicated() || groups_.tp.rank == 0});
     ++i;
   }
   for (const Piece& piece : pieces_) {
+    if (!piece.in_norm) continue;
     if (!norm_runs_.empty() && norm_runs_.back().second == piece.begin)
       norm_runs_.back().second = piece.end;
     else

@@ -24,11 +24,13 @@ class CudaActor final : public GpuActor {
         groups_(groups),
         dp_(comm::DeviceComm::needed(groups.dp) ? std::make_unique<comm::DeviceComm>(groups.dp, "data-parallel")
                                                  : nullptr),
-        gpu_(host.config(), options(args, host.config(), groups.dp.size)) {
+        tp_(groups.tp.single() ? nullptr : std::make_unique<comm::DeviceComm>(groups.tp, "tensor-parallel")),
+        gpu_(host.config(), options(args, host.config(), groups.dp.size), groups.tp, tp_.get()) {
     Tensor& values = host_.params().flat_values();
     pinned_ = cuda::pin_host_memory(values.raw(), values.nbytes());
-    SLIME_INFO0("--backend cuda: ", gpu_.params().numel(), " parameters on the GPU with the optimizer; data parallel ",
-                groups.dp.size, dp_ ? std::string(" over ") + dp_->transport_name() : std::string());
+    SLIME_INFO0("--backend cuda: ", gpu_.params().numel(), " parameters per rank on the GPU with the optimizer; data "
+                "parallel ", groups.dp.size, dp_ ? std::string(" over ") + dp_->transport_name() : std::string(),
+                ", tensor parallel ", groups.tp.size, tp_ ? std::string(" over ") + tp_->transport_name() : std::string());
   }
   ~CudaActor() override {
     if (pinned_) cuda::unpin_host_memory(host_.params().flat_values().raw());
@@ -115,6 +117,7 @@ class CudaActor final : public GpuActor {
   model::Decoder& host_;
   comm::ParallelGroups groups_;
   std::unique_ptr<comm::DeviceComm> dp_;
+  std::unique_ptr<comm::DeviceComm> tp_;  // activations' all-reduces of a tensor-parallel decoder
   model::CudaDecoder gpu_;
   Tensor backup_;           // the actor's master weights while use_weights() holds others
   bool gpu_stale_ = true;   // the host copy is newer
@@ -131,8 +134,6 @@ std::unique_ptr<GpuActor> GpuActor::create(const Args& args, model::Decoder& hos
   if (args.backend != "cuda") return nullptr;
 #ifdef SLIME_HAVE_CUDA
   SLIME_CHECK(cuda::device_count() > 0, "--backend cuda: no CUDA GPU is visible to this rank");
-  SLIME_CHECK(host.tp().single(), "--backend cuda: the GPU trainer has no tensor parallelism yet (use "
-              "--tensor-model-parallel-size 1 or --backend cpu)");
   cuda::init_local_device();
   return std::make_unique<CudaActor>(args, host, groups);
 #else

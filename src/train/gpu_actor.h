@@ -1,7 +1,7 @@
 // The actor on a GPU (--backend cuda): model::CudaDecoder runs the forward and backward, and the distributed
 // optimizer runs there too (train/cuda_optimizer.h), so the fp32 master weights, gradients and Adam moments stay in
-// GPU memory across steps. Data parallelism goes through comm::DeviceComm (NCCL, or host-staged MPI for ranks that
-// share a GPU).
+// GPU memory across steps. Data and tensor parallelism go through comm::DeviceComm (NCCL, or host-staged MPI for
+// ranks that share a GPU); with tensor parallelism each rank's decoder holds its shard, like the host model.
 //
 // The host model (model::Decoder) stays the trainer's face to the rest of the program: checkpoints, weight sync and
 // the reference model read and write its weights. The two copies are kept coherent lazily:
@@ -29,8 +29,8 @@ class GpuActor {
  public:
   virtual ~GpuActor() = default;
 
-  // Null unless --backend cuda. Collective over groups.dp (the device communicator). Errors name what is missing:
-  // a build without CUDA, no visible GPU, a tensor-parallel trainer. Binds this rank to GPU (local rank mod GPUs).
+  // Null unless --backend cuda. Collective over groups.dp and groups.tp (their device communicators). Errors name
+  // what is missing: a build without CUDA, no visible GPU. Binds this rank to GPU (local rank mod GPUs).
   static std::unique_ptr<GpuActor> create(const Args& args, model::Decoder& host, const comm::ParallelGroups& groups);
 
   // The distributed optimizer over the GPU's weights and gradients (call once; it refers to this actor).
