@@ -2,7 +2,8 @@
 # slime-train end to end on the demo task (inputs/demo: 2-digit addition, a 0.8M-parameter model): a short SFT on
 # the trainer pool alone (--debug-train-only: trainer rank 0 runs slime's SFT rollout), then short GRPO runs in
 # each loop: synchronous (1 trainer rank + 1 rollout rank), asynchronous (--train-async, with TIS since its samples
-# are one weight version old), colocated (2 ranks, both pools, DP=2) and disaggregated with 2 engines. Each must
+# are one weight version old), colocated (2 ranks, both pools, DP=2), disaggregated with 2 engines, and with one
+# tensor-parallel engine over 2 ranks (--rollout-num-gpus-per-engine 2). Each must
 # raise the evaluation reward by 3 points and the training reward (last 5 steps over the first 5). (The engine
 # count changes each engine's batches, hence float rounding in the logits, which can flip a rare sampled token:
 # the 1- and 2-engine runs are alike but not bitwise equal.) Then the crash test: the synchronous run again, one
@@ -72,6 +73,9 @@ run_mode colocate 2 --actor-num-nodes 1 --actor-num-gpus-per-node 2 --colocate -
   --check-weight-update-equal
 grep -q 'colocated with 2 rollout engine' "$out/colocate.log" || { echo "colocate: wrong layout"; exit 1; }
 run_mode two_engines 3 --actor-num-nodes 1 --actor-num-gpus-per-node 1 --rollout-num-gpus 2 --micro-batch-size 128
+run_mode tp_engine 3 --actor-num-nodes 1 --actor-num-gpus-per-node 1 --rollout-num-gpus 2 \
+  --rollout-num-gpus-per-engine 2 --micro-batch-size 128
+grep -q '1 engine(s) of 2 rank(s)' "$out/tp_engine.log" || { echo "tp_engine: wrong layout"; exit 1; }
 
 echo "== crash and resume"
 crash=(--save "$out/crash" --load "$out/crash" --save-interval 10)

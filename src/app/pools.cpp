@@ -32,8 +32,10 @@ PoolLayout plan_pools(const Args& args, int world_size) {
   p.rollout_ranks = static_cast<int>(args.debug_train_only ? 0 : rollout);
   p.engine_size = static_cast<int>(args.rollout_num_gpus_per_engine);
   p.colocate = args.colocate;
-  SLIME_CHECK(p.engine_size == 1, "--rollout-num-gpus-per-engine ", p.engine_size,
-              ": the CPU rollout engine runs on one rank; tensor-parallel engines need the CUDA backend");
+  SLIME_CHECK(p.engine_size == 1 || !p.colocate, "--rollout-num-gpus-per-engine ", p.engine_size,
+              " with --colocate: tensor-parallel engines run on rollout ranks of their own for now (drop --colocate)");
+  SLIME_CHECK(p.rollout_ranks % p.engine_size == 0, "--rollout-num-gpus (", p.rollout_ranks,
+              ") must be a multiple of --rollout-num-gpus-per-engine (", p.engine_size, ")");
   if (args.debug_rollout_only) {  // slime: no trainer, every rank an engine
     p.trainer_ranks = 0;
     SLIME_CHECK(world_size == p.rollout_ranks, "world size ", world_size, " does not match the options: "
@@ -64,12 +66,15 @@ PoolComms PoolComms::create(const PoolLayout& layout, MPI_Comm world) {
   mpiCheck(MPI_Comm_split(world, layout.is_trainer(rank) ? 0 : MPI_UNDEFINED, rank, &c.trainer));
   const int rollout_rank = layout.rollout_rank(rank);
   mpiCheck(MPI_Comm_split(world, rollout_rank >= 0 ? 0 : MPI_UNDEFINED, rollout_rank, &c.rollout));
+  mpiCheck(MPI_Comm_split(world, rollout_rank >= 0 ? rollout_rank / layout.engine_size : MPI_UNDEFINED, rollout_rank,
+                          &c.engine));
   return c;
 }
 
 void PoolComms::release() {
   if (trainer != MPI_COMM_NULL) MPI_Comm_free(&trainer);
   if (rollout != MPI_COMM_NULL) MPI_Comm_free(&rollout);
+  if (engine != MPI_COMM_NULL) MPI_Comm_free(&engine);
 }
 
 }  // namespace slime::app

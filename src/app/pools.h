@@ -7,8 +7,10 @@
 //   --debug-train-only        world = T ranks and no engines (R = 0); trainer rank 0 runs the rollout function
 //                             (e.g. slime's SFT rollout, which only tokenizes)
 //
-// A rollout engine spans --rollout-num-gpus-per-engine consecutive rollout ranks; rollout rank 0 is the rollout
-// leader: it owns the data source, the router and the rollout function, and is the producer of the data buffer.
+// A rollout engine spans --rollout-num-gpus-per-engine consecutive rollout ranks (tensor parallel inside the engine:
+// its first rank runs the engine, the others follow its steps, rollout/tensor_parallel_runner.h); rollout rank 0 is
+// the rollout leader: it owns the data source, the router and the rollout function, and is the producer of the data
+// buffer.
 // A world size that differs from what the options ask for is an error that says what they ask for.
 #pragma once
 
@@ -32,6 +34,8 @@ struct PoolLayout {
   // Rank within the rollout pool, or -1.
   int rollout_rank(int rank) const;
   int num_engines() const { return rollout_ranks / engine_size; }
+  // Rollout rank of engine e's first rank (the one that runs it; the router talks to it).
+  int engine_head(int e) const { return e * engine_size; }
   // World rank that runs the rollout function (rollout rank 0, or trainer rank 0 when there are no engines).
   int rollout_leader() const;
   // World rank of rollout rank r.
@@ -46,6 +50,7 @@ PoolLayout plan_pools(const Args& args, int world_size);
 struct PoolComms {
   MPI_Comm trainer = MPI_COMM_NULL;  // the trainer pool
   MPI_Comm rollout = MPI_COMM_NULL;  // the rollout pool (its rank 0 is the rollout leader when R > 0)
+  MPI_Comm engine = MPI_COMM_NULL;   // this rank's engine: its tensor-parallel group (rank 0 runs the engine)
   static PoolComms create(const PoolLayout& layout, MPI_Comm world);  // collective over world
   void release();
 };

@@ -38,6 +38,7 @@
 #include "rollout/generate_plugin_host.h"
 #include "rollout/generate_rollout.h"
 #include "rollout/remote_engine.h"
+#include "rollout/tensor_parallel_runner.h"
 #include "rollout/rollout_options.h"
 #include "rollout/router.h"
 #include "rollout/sft_rollout.h"
@@ -126,9 +127,11 @@ class RolloutSide {
     if (path_exists(tokenizer_config))
       chat_ = std::make_unique<tokenizer::ChatTemplate>(tokenizer::ChatTemplate::from_tokenizer_config(tokenizer_config));
     if (layout.is_rollout(world_rank)) {
-      engine_model_ = std::make_unique<model::Decoder>(config);
+      engine_tp_ = comm::Group{comms.engine, comm::rank(comms.engine), comm::size(comms.engine)};
+      if (engine_tp_.single()) engine_tp_ = comm::Group{};
+      engine_model_ = std::make_unique<model::Decoder>(config, engine_tp_);
       engine_config_ = rollout::engine_config_from_args(
-          args, config, 1, rollout::eos_token_ids_of_model(config, args.hf_checkpoint));
+          args, config, layout.engine_size, rollout::eos_token_ids_of_model(config, args.hf_checkpoint));
     }
     if (leader_) build_leader();
   }
@@ -141,7 +144,9 @@ class RolloutSide {
     if (!engine_model_) return;
     std::optional<int64_t> step;
     const std::string source = train::weights_source(args_, step);
-    train::load_model_weights(source, step, *engine_model_, comm::ParallelGroups::single());
+    comm::ParallelGroups engine_groups = comm::ParallelGroups::single();
+    engine_groups.pool = engine_groups.tp = engine_tp_;  // each engine reads its own shards
+    train::load_model_weights(source, step, *engine_model_, engine_groups);
     SLIME_INFO0("--debug-rollout-only: engines use the weights of ", source);
     weights_updated(0, false);
   }
@@ -173,6 +178,7 @@ class RolloutSide {
       DebugRollout saved = load_debug_rollout(path, rollout_id, args_.load_debug_rollout_data_subsample);
       SLIME_INFO("rollout ", rollout_id, ": ", saved.samples.size(), " samples replayed from ", path);
       saved.metrics["perf/rollout_time"] = watch.seconds();
+      stop_remote_engines();  // the other rollout ranks served nothing this time
       obs::TraceSpan span(obs::process_trace(), "buffer", "put");
       put_rollout(rollout_id, saved.samples, saved.metrics, ring, consumers);
       return;
@@ -263,13 +269,14 @@ class RolloutSide {
   // The engine's GPU buffers for weight sync on the GPU; null on a CPU engine or before the engine is built (the
   // weights then take the host path into engine_model(), which a later engine is built from).
   const model::DeviceWeights* engine_device_weights() {
-    return engine_ ? engine_->runner().device_weights_for_sync() : nullptr;
+    return engine_ ? engine_->runner().device_weights_for_sync() : nullptr;  // null on a tensor-parallel engine
   }
 
   // After new weights reached engine_model() (or, on_device, the engine's GPU buffers directly): the engine's device
   // copy refreshed (CUDA backend), stale cached K/V dropped, outputs tagged with the version.
   void weights_updated(int64_t version, bool on_device) {
     weight_version_ = version;
+    if (follower_runner_) follower_runner_->reload_weights();
     if (engine_) {
       if (on_device)
         engine_->weights_changed();
@@ -317,8 +324,8 @@ class RolloutSide {
     SLIME_CHECK(eval_datasets_.empty() || layout_.rollout_ranks > 0,
                 "evaluation (--eval-prompt-data) needs rollout engines (not --debug-train-only)");
     reward_ = reward::make_reward_model(rollout::reward_options_from_args(args_, false));
-    for (int r = 1; r < layout_.rollout_ranks; ++r)
-      remote_.push_back(std::make_unique<rollout::RemoteEngine>(comms_.rollout, r));
+    for (int e = 1; e < layout_.num_engines(); ++e)
+      remote_.push_back(std::make_unique<rollout::RemoteEngine>(comms_.rollout, layout_.engine_head(e)));
   }
 
   // Builds the engine (and on the leader the router and rollout function over it), if not built.
@@ -344,15 +351,26 @@ class RolloutSide {
     engine_.reset();
   }
 
+  // A rollout rank other than the leader for one rollout or evaluation: the first rank of an engine serves the
+  // leader's requests, the others follow their engine's steps.
   void serve() {
     obs::TraceSpan span(obs::process_trace(), "rollout", "serve");
+    if (engine_tp_.rank > 0) {
+      if (!follower_runner_) follower_runner_ = rollout::make_model_runner(*engine_model_, engine_config_);
+      rollout::follow_engine(*follower_runner_, engine_tp_);
+      return;
+    }
     start_engine();
     rollout::serve_engine(*engine_, comms_.rollout, 0);
+    rollout::release_engine_followers(engine_tp_);
     release_engine_if_colocated();
   }
 
+  // The end of a rollout or evaluation on the leader: the other engines stop serving, and the ranks of the leader's
+  // own engine stop following it.
   void stop_remote_engines() {
     for (auto& r : remote_) r->stop();
+    if (engine_model_) rollout::release_engine_followers(engine_tp_);
   }
 
   // Samples to the trainer's data-parallel ranks, balanced by tokens, then each rank's end-of-rollout message.
@@ -396,9 +414,11 @@ class RolloutSide {
   int64_t weight_version_ = 0;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   std::unique_ptr<tokenizer::ChatTemplate> chat_;
-  std::unique_ptr<model::Decoder> engine_model_;
+  comm::Group engine_tp_;                       // this rank's engine (tensor parallel; one rank: single)
+  std::unique_ptr<model::Decoder> engine_model_;  // this rank's shard of the engine's model
   rollout::EngineConfig engine_config_;
-  std::unique_ptr<rollout::Engine> engine_;
+  std::unique_ptr<rollout::Engine> engine_;       // on an engine's first rank
+  std::unique_ptr<rollout::ModelRunner> follower_runner_;  // on its other ranks
   // Leader only.
   std::unique_ptr<data::DataSource> source_;
   std::vector<std::pair<std::string, std::shared_ptr<data::PromptDataset>>> eval_datasets_;

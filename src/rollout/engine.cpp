@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "rollout/tensor_parallel_runner.h"
 
 namespace slime::rollout {
 
@@ -15,6 +16,8 @@ Engine::Engine(model::Decoder& model, EngineConfig config, const tokenizer::Toke
   if (config_.max_context_len <= 0) config_.max_context_len = model_.config().max_position_embeddings;
   // The CUDA runner sizes its KV cache from the device's memory when num_blocks is 0 (it sets config_.num_blocks).
   runner_ = make_model_runner(model_, config_);
+  // A tensor-parallel engine runs here, on TP rank 0; its other ranks follow its steps (tensor_parallel_runner.h).
+  if (!model_.tp().single()) runner_ = std::make_unique<TensorParallelRunner>(std::move(runner_), model_.tp());
   SLIME_CHECK(config_.num_blocks > 0, "rollout engine: the KV cache has no blocks (--sglang-max-total-tokens or "
                                       "--sglang-mem-fraction-static too small)");
   blocks_ = std::make_unique<BlockManager>(config_.num_blocks, config_.block_size, config_.prefix_caching);

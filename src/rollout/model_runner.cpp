@@ -1,5 +1,8 @@
 #include "rollout/model_runner.h"
 
+#include <cstring>
+
+#include "comm/mpi_utils.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "rollout/engine.h"
@@ -36,7 +39,19 @@ std::vector<SampledToken> CpuModelRunner::run(const std::vector<ScheduledChunk>&
     seqs.block_tables.push_back(c.seq->block_table);
     if (c.samples) logit_rows.push_back(seqs.cu_seqlens.back() - 1);
   }
-  const Tensor logits = model_.forward_paged(seqs, tokens, cache_, logit_rows);
+  Tensor logits = model_.forward_paged(seqs, tokens, cache_, logit_rows);
+  const comm::Group& tp = model_.tp();
+  if (!tp.single() && !logit_rows.empty()) {  // vocab-parallel logits: rank r holds columns [r V/TP, (r+1) V/TP)
+    const int64_t rows = logits.dim(0), local = logits.dim(1);
+    gathered_.resize(static_cast<size_t>(rows * local * tp.size));
+    mpiCheck(MPI_Allgather(logits.raw(), static_cast<int>(rows * local), MPI_FLOAT, gathered_.data(),
+                           static_cast<int>(rows * local), MPI_FLOAT, tp.comm));
+    logits = Tensor::empty({rows, local * tp.size}, DType::F32);
+    for (int r = 0; r < tp.size; ++r)
+      for (int64_t i = 0; i < rows; ++i)
+        std::memcpy(logits.data<float>() + i * local * tp.size + r * local,
+                    gathered_.data() + (r * rows + i) * local, static_cast<size_t>(local) * sizeof(float));
+  }
   const int64_t padded = logits.dim(1), vocab = model_.config().vocab_size;
   std::vector<SampledToken> out;
   int64_t row = 0;

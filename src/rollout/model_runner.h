@@ -39,6 +39,9 @@ class ModelRunner {
   // The GPU buffers the kernels read, for weight sync straight into them (sync/device_weight_sync.h), once no step
   // is using them; null on a host runner. Weights written there bypass the host model.
   virtual const model::DeviceWeights* device_weights_for_sync() { return nullptr; }
+  // The engine goes idle (end of a rollout or an evaluation): a tensor-parallel engine's other ranks stop following
+  // it (tensor_parallel_runner.h). Nothing for a runner of one rank.
+  virtual void release_followers() {}
 };
 
 // The sampling parameters of a sequence's next token and its random draw (element num_generated() of the request's
@@ -48,15 +51,20 @@ model::SamplingParams next_token_sampling(const Sequence& seq, float* uniform);
 class CpuModelRunner : public ModelRunner {
  public:
   CpuModelRunner(model::Decoder& model, const EngineConfig& config);
+  // Collective over the model's TP group: the forward's all-reduces, then the logits' vocab slices all-gathered, so
+  // every rank samples from the whole vocabulary.
   std::vector<SampledToken> run(const std::vector<ScheduledChunk>& chunks) override;
 
  private:
   model::Decoder& model_;
   model::KvCache cache_;
+  std::vector<float> gathered_;  // TP: the ranks' logit slices [TP, rows, V / TP]
 };
 
-// The runner of `config.backend` (CUDA: an error naming the cause when this build or machine has no GPU). The CUDA
-// runner sets config.num_blocks when it is 0 (KV cache sized from the device's free memory).
+// The runner of `config.backend` for this rank's shard of `model` (CUDA: an error naming the cause when this build or
+// machine has no GPU). The CUDA runner sets config.num_blocks when it is 0 (KV cache sized from the device's free
+// memory). With a tensor-parallel model this is the runner of one rank; the Engine wraps it on TP rank 0
+// (TensorParallelRunner) and the other ranks run it under follow_engine.
 std::unique_ptr<ModelRunner> make_model_runner(model::Decoder& model, EngineConfig& config);
 
 }  // namespace slime::rollout

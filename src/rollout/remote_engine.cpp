@@ -29,12 +29,6 @@ std::string receive_text(const MPI_Status& status, MPI_Comm comm) {
   return text;
 }
 
-// Sleeps longer the longer nothing happened: 20 us up to 1 ms.
-void idle_wait(int idle_polls) {
-  const int us = idle_polls < 8 ? 20 : idle_polls < 64 ? 200 : 1000;
-  std::this_thread::sleep_for(std::chrono::microseconds(us));
-}
-
 json request_to_json(int64_t id, const GenerateRequest& r) {
   const SamplingParams& p = r.params;
   return {{"id", id},
@@ -96,6 +90,11 @@ GenerateOutput output_from_json(const json& j) {
 }
 
 }  // namespace
+
+void idle_wait(int idle_polls) {
+  const int us = idle_polls < 8 ? 20 : idle_polls < 64 ? 200 : 1000;
+  std::this_thread::sleep_for(std::chrono::microseconds(us));
+}
 
 RemoteEngine::RemoteEngine(MPI_Comm comm, int server) : comm_(comm), server_(server) {}
 

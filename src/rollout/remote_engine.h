@@ -40,6 +40,9 @@ class RemoteEngine : public EngineClient {
   int idle_polls_ = 0;
 };
 
+// The pause of a poll loop that found nothing: longer the longer nothing happened (`idle_polls`), 20 us up to 1 ms.
+void idle_wait(int idle_polls);
+
 // Serves requests of the leader (rank `leader` of `comm`) on `engine` until the leader calls stop().
 void serve_engine(Engine& engine, MPI_Comm comm, int leader);
 
