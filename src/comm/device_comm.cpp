@@ -107,7 +107,11 @@ DeviceComm::~DeviceComm() {
 }
 
 template <class F>
-void DeviceComm::nccl_op(const char* op, F&& call) {
+void DeviceComm::nccl_op(const char* op, F&& call, cudaStream_t stream) {
+  if (stream) {
+    check_nccl(call(nccl_->comm, stream), std::string(op) + " (" + what_ + ")");
+    return;
+  }
   check_cuda(cudaEventRecord(nccl_->ready, nullptr), "event record");
   check_cuda(cudaStreamWaitEvent(nccl_->stream, nccl_->ready, 0), "stream wait");
   check_nccl(call(nccl_->comm, nccl_->stream), std::string(op) + " (" + what_ + ")");
@@ -140,14 +144,15 @@ void DeviceComm::reduce_scatter_sum_inplace(float* data, int64_t count) {
   check_cuda(cudaMemcpy(mine, host + total, count * sizeof(float), cudaMemcpyHostToDevice), "copy to device");
 }
 
-void DeviceComm::all_gather_inplace(float* data, int64_t count) {
+void DeviceComm::all_gather_inplace(float* data, int64_t count, cudaStream_t stream) {
   if ((!nccl_ && group_.single()) || count == 0) return;
   const int64_t total = count * group_.size;
   float* mine = data + count * group_.rank;
   if (nccl_)
     return nccl_op("all-gather", [&](ncclComm_t c, cudaStream_t s) {
       return ncclAllGather(mine, data, static_cast<size_t>(count), ncclFloat32, c, s);
-    });
+    }, stream);
+  if (stream) check_cuda(cudaStreamSynchronize(stream), "stream synchronize");
   float* host = host_stage(total);
   check_cuda(cudaMemcpy(host + count * group_.rank, mine, count * sizeof(float), cudaMemcpyDeviceToHost),
              "copy to host");
@@ -167,15 +172,17 @@ void DeviceComm::all_reduce_sum(float* data, int64_t count) {
   check_cuda(cudaMemcpy(data, host, count * sizeof(float), cudaMemcpyHostToDevice), "copy to device");
 }
 
-void DeviceComm::all_reduce_sum(void* data, int64_t count, DType dtype) {
+void DeviceComm::all_reduce_sum(void* data, int64_t count, DType dtype, cudaStream_t stream) {
   SLIME_CHECK(dtype == DType::F32 || dtype == DType::BF16, "device all-reduce (", what_, "): ", dtype_name(dtype),
               " is not supported (F32 or BF16)");
-  if (dtype == DType::F32) return all_reduce_sum(static_cast<float*>(data), count);
   if ((!nccl_ && group_.single()) || count == 0) return;
   if (nccl_)
     return nccl_op("all-reduce", [&](ncclComm_t c, cudaStream_t s) {
-      return ncclAllReduce(data, data, static_cast<size_t>(count), ncclBfloat16, ncclSum, c, s);
-    });
+      return ncclAllReduce(data, data, static_cast<size_t>(count), dtype == DType::BF16 ? ncclBfloat16 : ncclFloat32,
+                           ncclSum, c, s);
+    }, stream);
+  if (stream) check_cuda(cudaStreamSynchronize(stream), "stream synchronize");
+  if (dtype == DType::F32) return all_reduce_sum(static_cast<float*>(data), count);
   // Host-staged: the bf16 values land in the back half of the stage, widen to fp32 in front, sum, round back.
   float* host = host_stage(count + (count + 1) / 2);
   uint16_t* bits = reinterpret_cast<uint16_t*>(host + count);

@@ -14,6 +14,8 @@
 //
 // Ordering: a collective starts after the work already queued on the default stream (the optimizer's kernels run
 // there) and everything queued on the default stream afterwards runs after it. No host synchronisation with NCCL.
+// The collectives that take a stream run on that stream instead (NCCL: enqueued on it, so a CUDA graph captured on
+// it contains them; host-staged: the stream is synchronised, and the copies back complete before the call returns).
 #pragma once
 
 #include <cstddef>
@@ -23,6 +25,8 @@
 
 #include "comm/parallel.h"
 #include "core/dtype.h"
+
+typedef struct CUstream_st* cudaStream_t;
 
 namespace slime::comm {
 
@@ -51,19 +55,22 @@ class DeviceComm {
   // the other blocks hold unspecified values.
   void reduce_scatter_sum_inplace(float* data, int64_t count);
   // data holds size() blocks of `count` floats; afterwards block r everywhere is rank r's block r.
-  void all_gather_inplace(float* data, int64_t count);
+  void all_gather_inplace(float* data, int64_t count, cudaStream_t stream = nullptr);
   void all_reduce_sum(float* data, int64_t count);
   // The same over `count` elements of `dtype` (F32 or BF16; a bf16 result is rounded from the sum, which the
   // host-staged transport forms in fp32 and NCCL per step of its ring). Every rank gets the same bits.
-  void all_reduce_sum(void* data, int64_t count, DType dtype);
+  void all_reduce_sum(void* data, int64_t count, DType dtype, cudaStream_t stream = nullptr);
+  // Whether collectives on a stream can be captured in a CUDA graph (NCCL, or one rank: nothing to do).
+  bool capturable() const { return nccl_ || group_.single(); }
   // root's `bytes` bytes at data reach every rank.
   void broadcast(void* data, size_t bytes, int root);
 
  private:
   struct Nccl;
-  // Runs call(comm, stream) on the NCCL stream, ordered after the default stream's work and before its next.
+  // Runs call(comm, stream): on `stream` when given, else on the NCCL stream, ordered after the default stream's
+  // work and before its next.
   template <class F>
-  void nccl_op(const char* op, F&& call);
+  void nccl_op(const char* op, F&& call, cudaStream_t stream = nullptr);
   float* host_stage(int64_t count);
 
   Group group_;

@@ -2,6 +2,8 @@
 // the host, over the transport the machine gives (two ranks sharing one GPU: host-staged MPI; a GPU each: NCCL),
 // over the forced host-staged transport, and over NCCL's one-rank communicators (SLIME_DEVICE_COMM=nccl).
 #include <catch2/catch.hpp>
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -35,11 +37,12 @@ std::vector<float> input(int rank, int64_t n, uint64_t seed) {
   return v;
 }
 
-std::vector<float> round_trip(comm::DeviceComm& dc, const std::vector<float>& host,
-                              void (comm::DeviceComm::*op)(float*, int64_t), int64_t count) {
+// `host` up to the GPU, op(device pointer) there, and back.
+template <class Op>
+std::vector<float> round_trip(const std::vector<float>& host, Op op) {
   Tensor d = Tensor::empty({static_cast<int64_t>(host.size())}, DType::F32, Device::CUDA);
   cuda::copy_to_device(d.raw(), host.data(), host.size() * 4);
-  (dc.*op)(d.data<float>(), count);
+  op(d.data<float>());
   std::vector<float> out(host.size());
   cuda::copy_to_host(out.data(), d.raw(), out.size() * 4);
   return out;
@@ -59,22 +62,40 @@ void check_collectives(const comm::Group& g, const char* label) {
       for (int64_t i = 0; i < n; ++i) sum[i] += all[r][i];
     const std::vector<float>& mine = all[g.rank];
 
-    const std::vector<float> rs = round_trip(dc, mine, &comm::DeviceComm::reduce_scatter_sum_inplace, count);
+    const std::vector<float> rs = round_trip(mine, [&](float* d) { dc.reduce_scatter_sum_inplace(d, count); });
     double worst = 0;
     for (int64_t i = g.rank * count; i < (g.rank + 1) * count; ++i)
       worst = std::max(worst, std::abs(rs[i] - sum[i]) / (1e-3 + std::abs(sum[i])));
     CHECK(worst < 1e-5);
 
-    // all-gather: block r of rank r's input, everywhere
-    const std::vector<float> ag = round_trip(dc, mine, &comm::DeviceComm::all_gather_inplace, count);
+    // all-gather: block r of rank r's input, everywhere; on the default stream and on a stream of the caller's
+    // (the rollout engine's)
+    cudaStream_t stream = nullptr;
+    REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);
     int64_t wrong = 0;
-    for (int r = 0; r < g.size; ++r)
-      for (int64_t i = r * count; i < (r + 1) * count; ++i) wrong += ag[i] != all[r][i];
+    for (cudaStream_t s : {static_cast<cudaStream_t>(nullptr), stream}) {
+      const std::vector<float> ag = round_trip(mine, [&](float* d) {
+        dc.all_gather_inplace(d, count, s);
+        cudaStreamSynchronize(s);
+      });
+      for (int r = 0; r < g.size; ++r)
+        for (int64_t i = r * count; i < (r + 1) * count; ++i) wrong += ag[i] != all[r][i];
+    }
     CHECK(wrong == 0);
 
-    const std::vector<float> ar = round_trip(dc, mine, &comm::DeviceComm::all_reduce_sum, n);
     worst = 0;
-    for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::abs(ar[i] - sum[i]) / (1e-3 + std::abs(sum[i])));
+    for (int variant = 0; variant < 2; ++variant) {
+      const std::vector<float> ar = round_trip(mine, [&](float* d) {
+        if (variant == 0) {
+          dc.all_reduce_sum(d, n);
+        } else {
+          dc.all_reduce_sum(d, n, DType::F32, stream);
+          cudaStreamSynchronize(stream);
+        }
+      });
+      for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::abs(ar[i] - sum[i]) / (1e-3 + std::abs(sum[i])));
+    }
+    cudaStreamDestroy(stream);
     CHECK(worst < 1e-5);
 
     // bf16 all-reduce: the inputs rounded to bf16; the sum of those within bf16 rounding, the same bits everywhere.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "comm/mpi_utils.h"
 #include "core/carver.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -54,6 +55,7 @@ struct CudaModelRunner::Buffers {
   void *gate_up = nullptr, *act = nullptr;
   void *xs = nullptr, *hs = nullptr;     // [S, h] sampling rows of x, after the final norm
   float* logits = nullptr;               // [S, V]
+  float* logits_slices = nullptr;        // tensor parallel: [TP, S, V / TP], every rank's slice (all-gathered)
   int* out_tokens = nullptr;             // [S], followed by out_logprobs [S] (one download)
   float* out_logprobs = nullptr;
   void* workspace = nullptr;             // paged attention
@@ -76,17 +78,26 @@ struct CudaModelRunner::Graph {
 };
 
 CudaModelRunner::CudaModelRunner(model::Decoder& model, EngineConfig& config)
-    : model_(model), mc_(model.config()) {
-  SLIME_CHECK(model_.tp().single(), "rollout engine --backend cuda: tensor parallelism inside an engine is not "
-              "implemented on the GPU yet (--rollout-num-gpus-per-engine 1)");
+    : model_(model), mc_(model.config()), tp_(model.tp()) {
   SLIME_CHECK(model_.head() == model::Head::LanguageModel, "rollout engine: the model has no LM head");
   const bool bf16_kernels = mc_.head_dim == 64 || mc_.head_dim == 128;
   precision_ = config.cuda_fp32 || !bf16_kernels ? Precision::F32 : Precision::BF16;
   block_size_ = config.block_size;
   max_context_ = config.max_context_len;
+  SLIME_CHECK(max_context_ > 0, "rollout engine: no context length (EngineConfig::max_context_len)");
   graph_max_bs_ = std::min(config.cuda_graph_max_bs, config.max_running);
   device_ = cuda::init_local_device();
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "stream");
+  if (!tp_.single()) {
+    // Tensor parallel inside the engine: this rank's shard; the activations' collectives on the step's stream. CUDA
+    // graphs need them capturable (NCCL); ranks sharing a GPU exchange through host memory, so they run eagerly.
+    tp_comm_ = std::make_unique<comm::DeviceComm>(tp_, "rollout engine tensor-parallel");
+    if (!tp_comm_->capturable() && graph_max_bs_ > 0) {
+      if (tp_.rank == 0)
+        SLIME_INFO("rollout engine: tensor-parallel ranks share a GPU (host-staged collectives): no CUDA graphs");
+      graph_max_bs_ = 0;
+    }
+  }
 
   // Weights: one flat copy in the compute precision (the host registry's offsets); in bf16 mode the 1-D
   // parameters (norm weights, biases) also in fp32, which the kernels read.
@@ -140,7 +151,7 @@ CudaModelRunner::~CudaModelRunner() {
 
 void CudaModelRunner::size_kv_cache(EngineConfig& config) {
   const int64_t elem = precision_ == Precision::BF16 ? 2 : 4;
-  const int64_t L = mc_.num_layers, G = mc_.num_kv_heads, d = mc_.head_dim;
+  const int64_t L = mc_.num_layers, G = local_groups(), d = mc_.head_dim;
   const int64_t per_block = 2 * L * block_size_ * G * d * elem;
   if (config.num_blocks <= 0) {
     size_t free = 0, total = 0;
@@ -150,6 +161,9 @@ void CudaModelRunner::size_kv_cache(EngineConfig& config) {
     const double keep = static_cast<double>(total) * (1.0 - config.mem_fraction_static) + double(256 << 20);
     const double bytes = static_cast<double>(free) - keep;
     config.num_blocks = bytes > 0 ? static_cast<int64_t>(bytes / static_cast<double>(per_block)) - 1 : 0;
+    // Tensor parallel: the block ids are the engine's (TP rank 0's), so every rank takes the smallest pool.
+    if (!tp_.single())
+      mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &config.num_blocks, 1, MPI_INT64_T, MPI_MIN, tp_.comm));
     SLIME_CHECK(config.num_blocks > 0, "rollout engine: --sglang-mem-fraction-static ", config.mem_fraction_static,
                 " leaves no device memory for the KV cache (", free >> 20, " MiB free of ", total >> 20,
                 " MiB after the weights and step buffers); raise it or set --sglang-max-total-tokens");
@@ -157,7 +171,7 @@ void CudaModelRunner::size_kv_cache(EngineConfig& config) {
   num_blocks_ = config.num_blocks;
   const int64_t slots = (num_blocks_ + 1) * block_size_;  // + the padding block of graph batches
   const DType dt = precision_ == Precision::BF16 ? DType::BF16 : DType::F32;
-  k_cache_ = Tensor::empty({L, slots, G, d}, dt, Device::CUDA);
+  k_cache_ = Tensor::empty({L, slots, G, d}, dt, Device::CUDA);  // this rank's KV heads
   v_cache_ = Tensor::empty({L, slots, G, d}, dt, Device::CUDA);
   // Zero, so that padding rows attend to finite values.
   check(cudaMemset(k_cache_.raw(), 0, k_cache_.nbytes()), "KV cache");
@@ -221,8 +235,8 @@ const float* CudaModelRunner::vec(const model::Param* p) const {
 
 size_t CudaModelRunner::plan(char* base, const Shape& shape, Buffers& b) const {
   const int64_t T = shape.T, B = shape.B, S = shape.S, stride = shape.stride;
-  const int64_t h = mc_.hidden_size, H = mc_.num_heads, G = mc_.num_kv_heads, d = mc_.head_dim;
-  const int64_t F = mc_.intermediate_size, QKV = (H + 2 * G) * d, V = mc_.padded_vocab_size;
+  const int64_t h = mc_.hidden_size, H = local_heads(), G = local_groups(), d = mc_.head_dim;
+  const int64_t F = local_ffn(), QKV = (H + 2 * G) * d, V = mc_.padded_vocab_size;
   const size_t e = precision_ == Precision::BF16 ? 2 : 4;
   Carver c(base);
   const int64_t ints = 3 * T + (B + 1) + B + B * stride + S;
@@ -253,6 +267,7 @@ size_t CudaModelRunner::plan(char* base, const Shape& shape, Buffers& b) const {
   b.xs = c.take(S * h * e);
   b.hs = c.take(S * h * e);
   b.logits = c.take<float>(S * V * 4);
+  b.logits_slices = tp_.single() ? nullptr : c.take<float>(S * V * 4);
   b.out_tokens = c.take<int>(S * 8);
   b.out_logprobs = base ? reinterpret_cast<float*>(b.out_tokens + S) : nullptr;
   cuda::PagedBatch bounds;
@@ -363,8 +378,15 @@ void CudaModelRunner::enqueue_forward(const Step& s) {
   const model::DecoderWeights& wt = model_.weights();
   const Buffers& b = *buf_;
   const Precision P = precision_;
-  const int64_t T = s.T, S = s.S, h = mc_.hidden_size, H = mc_.num_heads, G = mc_.num_kv_heads, d = mc_.head_dim;
-  const int64_t F = mc_.intermediate_size, QKV = (H + 2 * G) * d, V = mc_.padded_vocab_size;
+  const int64_t T = s.T, S = s.S, h = mc_.hidden_size, H = local_heads(), G = local_groups(), d = mc_.head_dim;
+  const int64_t F = local_ffn(), QKV = (H + 2 * G) * d, V = mc_.padded_vocab_size, Vl = V / tp_.size;
+  // Row-parallel outputs onto the residual stream x: TP rank 0 adds its partial product to x, the others write
+  // theirs over it, and the all-reduce sums them (x + the whole product).
+  const float residual = tp_.rank == 0 ? 1.0f : 0.0f;
+  const DType act = P == Precision::BF16 ? DType::BF16 : DType::F32;
+  auto all_reduce = [&](void* data, int64_t n) {
+    if (tp_comm_) tp_comm_->all_reduce_sum(data, n, act, stream_);
+  };
   const size_t e = P == Precision::BF16 ? 2 : 4;
   const float eps = static_cast<float>(mc_.rms_norm_eps), scale = 1.0f / std::sqrt(static_cast<float>(d));
   const size_t layer_elems = static_cast<size_t>(k_cache_.numel() / mc_.num_layers);
@@ -380,7 +402,9 @@ void CudaModelRunner::enqueue_forward(const Step& s) {
   pb.max_new_tokens = s.max_new;
   cudaStream_t st = stream_;
 
-  cuda::embedding_forward(P, b.tokens, T, w(wt.embedding), 0, V, h, b.x, st);
+  // Vocab-parallel embedding: each rank's rows give its slice's tokens (zero rows elsewhere), the group sums.
+  cuda::embedding_forward(P, b.tokens, T, w(wt.embedding), wt.embedding->blocks[0].global_start, Vl, h, b.x, st);
+  all_reduce(b.x, T * h);
   cuda::gather_rows(rope_cos_.data<float>(), b.positions, T, d / 2, b.cos, st);
   cuda::gather_rows(rope_sin_.data<float>(), b.positions, T, d / 2, b.sin, st);
   for (int64_t l = 0; l < mc_.num_layers; ++l) {
@@ -397,11 +421,13 @@ void CudaModelRunner::enqueue_forward(const Step& s) {
     } else {
       cuda::paged_attention_forward(P, pb, b.q, kc, vc, H, G, d, scale, b.attn, b.workspace, st);
     }
-    cuda::gemm(P, P, false, true, T, h, H * d, 1.0f, b.attn, w(p.proj_weight), 1.0f, b.x, st);  // x += proj
+    cuda::gemm(P, P, false, true, T, h, H * d, 1.0f, b.attn, w(p.proj_weight), residual, b.x, st);  // x += proj
+    all_reduce(b.x, T * h);
     cuda::rmsnorm_forward(P, b.x, vec(p.mlp_norm), eps, b.xn, b.rstd, T, h, st);
     cuda::gemm(P, P, false, true, T, 2 * F, h, 1.0f, b.xn, w(p.fc1_weight), 0.0f, b.gate_up, st);
     cuda::swiglu_forward(P, b.gate_up, b.act, T, F, st);
-    cuda::gemm(P, P, false, true, T, h, F, 1.0f, b.act, w(p.fc2_weight), 1.0f, b.x, st);  // x += fc2
+    cuda::gemm(P, P, false, true, T, h, F, 1.0f, b.act, w(p.fc2_weight), residual, b.x, st);  // x += fc2
+    all_reduce(b.x, T * h);
   }
   // The sampling rows only: final norm, LM head, sampler (a prefill step whose chunks all stop short has none).
   if (S == 0) return;
@@ -412,7 +438,19 @@ void CudaModelRunner::enqueue_forward(const Step& s) {
     xs = b.xs;
   }
   cuda::rmsnorm_forward(P, xs, vec(wt.final_norm), eps, b.hs, b.rstd, S, h, st);
-  cuda::gemm(P, Precision::F32, false, true, S, V, h, 1.0f, b.hs, w(&wt.output_weight()), 0.0f, b.logits, st);
+  if (tp_.single()) {
+    cuda::gemm(P, Precision::F32, false, true, S, V, h, 1.0f, b.hs, w(&wt.output_weight()), 0.0f, b.logits, st);
+  } else {
+    // Vocab-parallel LM head: every rank's [S, V / TP] slice, all-gathered ([TP, S, V / TP]), then laid out as
+    // [S, V] so that every rank samples the same tokens from the whole vocabulary.
+    cuda::gemm(P, Precision::F32, false, true, S, Vl, h, 1.0f, b.hs, w(&wt.output_weight()), 0.0f,
+               b.logits_slices + tp_.rank * S * Vl, st);
+    tp_comm_->all_gather_inplace(b.logits_slices, S * Vl, st);
+    for (int r = 0; r < tp_.size; ++r)
+      check(cudaMemcpy2DAsync(b.logits + r * Vl, V * 4, b.logits_slices + r * S * Vl, Vl * 4, Vl * 4, S,
+                              cudaMemcpyDeviceToDevice, st),
+            "logit slices");
+  }
   cuda::sample_tokens(b.logits, S, V, mc_.vocab_size, b.sampling, b.out_tokens, b.out_logprobs, st);
 }
 

@@ -20,6 +20,13 @@
 // page-locked in place (cudaHostRegister, once). Models whose head_dim has no bf16 attention kernel (not 64 or 128),
 // or EngineConfig::cuda_fp32, run in fp32 (the reference path of the tests).
 //
+// Tensor parallel (a sharded model: --rollout-num-gpus-per-engine > 1, rollout/tensor_parallel_runner.h): this rank's
+// shard of the weights and the KV cache of its KV heads; the row-parallel outputs and the vocab-parallel embedding
+// are all-reduced on the step's stream (comm::DeviceComm over the model's TP group), and the LM head's logit slices
+// all-gathered before sampling, so every rank samples the same tokens. With NCCL the collectives are captured in the
+// decode graphs; ranks sharing a GPU exchange through host memory and run without graphs. The KV pool is the
+// smallest any rank can hold (the block ids are the engine's).
+//
 // The KV cache takes what --sglang-mem-fraction-static leaves (SGLang's rule): after the weights and the step
 // buffers are allocated, cache bytes = free device memory - total device memory * (1 - fraction) - 256 MiB (kept for
 // cuBLAS, the CUDA graphs and the sampler).
@@ -31,6 +38,8 @@
 #include <utility>
 #include <vector>
 
+#include "comm/device_comm.h"
+#include "comm/parallel.h"
 #include "core/tensor.h"
 #include "kernels/cuda/ops.h"
 #include "rollout/engine.h"
@@ -46,8 +55,7 @@ class CudaModelRunner : public ModelRunner {
  public:
   // Binds the GPU (cuda::init_device(device), device = the process's local rank modulo the visible devices when -1)
   // if no device was bound yet, uploads the weights, allocates the step buffers and the KV cache. Sets
-  // config.num_blocks when it is 0. Errors: tensor parallelism (not yet on the GPU engine), a bf16 request for a
-  // head_dim without a bf16 kernel, a KV cache of no blocks.
+  // config.num_blocks when it is 0. Collective over the model's TP group. Errors: a KV cache of no blocks.
   CudaModelRunner(model::Decoder& model, EngineConfig& config);
   ~CudaModelRunner() override;
   CudaModelRunner(const CudaModelRunner&) = delete;
@@ -84,9 +92,15 @@ class CudaModelRunner : public ModelRunner {
   const void* w(const model::Param* p) const;  // matrix weights (precision_)
   const float* vec(const model::Param* p) const;  // norm weights and biases (fp32); null for a null param
   void size_kv_cache(EngineConfig& config);
+  // This TP rank's heads, KV groups and FFN columns.
+  int64_t local_heads() const { return mc_.num_heads / tp_.size; }
+  int64_t local_groups() const { return mc_.num_kv_heads / tp_.size; }
+  int64_t local_ffn() const { return mc_.intermediate_size / tp_.size; }
 
   model::Decoder& model_;
   model::ModelConfig mc_;
+  comm::Group tp_;                              // the engine's tensor-parallel group (one rank: single)
+  std::unique_ptr<comm::DeviceComm> tp_comm_;   // its collectives on the GPU (null with one rank)
   cuda::Precision precision_;
   int device_ = 0;
   int64_t block_size_ = 0, num_blocks_ = 0, max_context_ = 0, graph_max_bs_ = 0;

@@ -13,8 +13,8 @@ int64_t kv_blocks_for(const model::ModelConfig& config, int tensor_parallel_size
 
 Engine::Engine(model::Decoder& model, EngineConfig config, const tokenizer::Tokenizer* tokenizer)
     : model_(model), config_(std::move(config)), tokenizer_(tokenizer) {
-  if (config_.max_context_len <= 0) config_.max_context_len = model_.config().max_position_embeddings;
-  // The CUDA runner sizes its KV cache from the device's memory when num_blocks is 0 (it sets config_.num_blocks).
+  // Resolves the context length, and the CUDA runner sizes its KV cache from the device's memory when num_blocks is
+  // 0 (it sets config_.num_blocks).
   runner_ = make_model_runner(model_, config_);
   // A tensor-parallel engine runs here, on TP rank 0; its other ranks follow its steps (tensor_parallel_runner.h).
   if (!model_.tp().single()) runner_ = std::make_unique<TensorParallelRunner>(std::move(runner_), model_.tp());

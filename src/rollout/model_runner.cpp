@@ -67,6 +67,7 @@ std::vector<SampledToken> CpuModelRunner::run(const std::vector<ScheduledChunk>&
 }
 
 std::unique_ptr<ModelRunner> make_model_runner(model::Decoder& model, EngineConfig& config) {
+  if (config.max_context_len <= 0) config.max_context_len = model.config().max_position_embeddings;
   if (config.backend == EngineBackend::Cpu) {
     SLIME_CHECK(config.num_blocks > 0, "rollout engine: the KV cache has no blocks (--sglang-max-total-tokens or "
                                        "--sglang-mem-fraction-static too small)");

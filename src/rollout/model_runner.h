@@ -62,8 +62,8 @@ class CpuModelRunner : public ModelRunner {
 };
 
 // The runner of `config.backend` for this rank's shard of `model` (CUDA: an error naming the cause when this build or
-// machine has no GPU). The CUDA runner sets config.num_blocks when it is 0 (KV cache sized from the device's free
-// memory). With a tensor-parallel model this is the runner of one rank; the Engine wraps it on TP rank 0
+// machine has no GPU). Resolves config.max_context_len (0: the model's max_position_embeddings); the CUDA runner
+// sets config.num_blocks when it is 0 (KV cache sized from the device's free memory). With a tensor-parallel model this is the runner of one rank; the Engine wraps it on TP rank 0
 // (TensorParallelRunner) and the other ranks run it under follow_engine.
 std::unique_ptr<ModelRunner> make_model_runner(model::Decoder& model, EngineConfig& config);
 
