@@ -504,9 +504,9 @@ std::vector<OptionSpec> build_table() {
   OPT("--backend", backend,
       "Compute backend: cpu, cuda, or auto. cuda runs the trainer's forward, backward and distributed optimizer on "
       "the GPU (CUDA decoder; data and tensor parallel over NCCL, or host-staged MPI for ranks sharing a GPU) and "
-      "the rollout engines on the GPU (bf16 weights, paged KV cache sized by --sglang-mem-fraction-static, GPU sampling, CUDA "
-      "graphs for decode; tensor parallel with --rollout-num-gpus-per-engine). auto means cpu until the GPU trainer "
-      "is complete.")
+      "the rollout engines on the GPU (bf16 weights, paged KV cache sized by --sglang-mem-fraction-static, GPU "
+      "sampling, CUDA graphs for decode; tensor parallel with --rollout-num-gpus-per-engine). auto means cpu until "
+      "the GPU trainer is complete.")
       .choices({"cpu", "cuda", "auto"});
 
   b.group = "sglang";
