@@ -266,17 +266,19 @@ class RolloutSide {
     ring.put(0, bytes.data(), static_cast<int64_t>(bytes.size()));
   }
 
-  // The engine's GPU buffers for weight sync on the GPU; null on a CPU engine or before the engine is built (the
-  // weights then take the host path into engine_model(), which a later engine is built from).
+  // The engine's GPU buffers for weight sync on the GPU (a tensor-parallel engine's ranks: each its shard's); null on
+  // a CPU engine or before the engine is built (the weights then take the host path into engine_model(), which a
+  // later engine is built from).
   const model::DeviceWeights* engine_device_weights() {
-    return engine_ ? engine_->runner().device_weights_for_sync() : nullptr;  // null on a tensor-parallel engine
+    if (follower_runner_) return follower_runner_->device_weights_for_sync();
+    return engine_ ? engine_->runner().device_weights_for_sync() : nullptr;
   }
 
   // After new weights reached engine_model() (or, on_device, the engine's GPU buffers directly): the engine's device
   // copy refreshed (CUDA backend), stale cached K/V dropped, outputs tagged with the version.
   void weights_updated(int64_t version, bool on_device) {
     weight_version_ = version;
-    if (follower_runner_) follower_runner_->reload_weights();
+    if (follower_runner_ && !on_device) follower_runner_->reload_weights();
     if (engine_) {
       if (on_device)
         engine_->weights_changed();

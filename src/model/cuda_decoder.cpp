@@ -130,6 +130,7 @@ DeviceWeights CudaDecoder::device_weights() {
   w.master = w_.registry.flat_values().data<float>();
   w.flat = w.bf16 ? compute_copy_.raw() : w_.registry.flat_values().raw();
   w.numel = w_.registry.numel();
+  w.layout = &w_.registry;
   for (const Param& p : w_.registry.all()) {
     if (!w.bf16 || p.global_shape.size() != 1) continue;
     w.vector_runs.push_back({p.flat_offset, p.value.numel()});

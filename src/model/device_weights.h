@@ -9,6 +9,8 @@
 
 namespace slime::model {
 
+class ParamRegistry;
+
 struct DeviceWeights {
   bool bf16 = false;              // `flat` holds bf16 values, else fp32
   void* flat = nullptr;           // [numel]: every parameter, at its registry offset
@@ -17,6 +19,9 @@ struct DeviceWeights {
   int64_t numel = 0;
   int64_t vector_numel = 0;       // elements of the 1-D parameters (bf16 only; 0 with fp32)
   std::vector<std::pair<int64_t, int64_t>> vector_runs;  // trainer, bf16: [offset, count) of each 1-D parameter
+  // The registry the buffers follow (names, tensor-parallel shards, flat offsets; its 1-D parameters in order make up
+  // `vectors`). A tensor-parallel model's buffers hold its shards: weight sync cuts them out of the full tensors.
+  const ParamRegistry* layout = nullptr;
 };
 
 }  // namespace slime::model

@@ -117,6 +117,7 @@ CudaModelRunner::CudaModelRunner(model::Decoder& model, EngineConfig& config)
   sync_view_.bf16 = precision_ == Precision::BF16;
   sync_view_.flat = weights_.raw();
   sync_view_.numel = weights_.numel();
+  sync_view_.layout = &model_.params();
   reload_weights();
 
   model::rope_tables_on_device(mc_, max_context_, &rope_cos_, &rope_sin_);

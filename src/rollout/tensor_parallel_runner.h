@@ -36,6 +36,8 @@ class TensorParallelRunner : public ModelRunner {
 
   std::vector<SampledToken> run(const std::vector<ScheduledChunk>& chunks) override;
   void reload_weights() override { inner_->reload_weights(); }
+  // This rank's shard's GPU buffers (weight sync on the GPU writes every rank's own, model::DeviceWeights::layout).
+  const model::DeviceWeights* device_weights_for_sync() override { return inner_->device_weights_for_sync(); }
   // The followers' follow_engine returns (the engine is idle: end of a rollout or an evaluation). The next run()
   // needs them following again.
   void release_followers() override;

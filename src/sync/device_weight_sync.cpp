@@ -1,21 +1,43 @@
 #include "sync/device_weight_sync.h"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "comm/mpi_utils.h"
 #include "core/error.h"
 #include "kernels/cuda/device.h"
+#include "model/params.h"
 
 namespace slime::sync {
+
+struct DeviceWeightSync::Plan {
+  const model::ParamRegistry* layout = nullptr;
+  int64_t bucket = 0, vector_bucket = 0;
+  std::vector<std::vector<Copy>> flat, vectors;  // per bucket
+};
+
 namespace {
 
-// What a rank brings to a sync: its role (1 source, 2 receiver, 3 both) and the buffers it can send or take.
+// What a rank brings to a sync: its role (1 source, 2 receiver, 3 both) and the buffers it can send or take, sized as
+// the full model (the stream), whatever the shards it holds.
 struct Offer {
   int64_t role = 0;
   int64_t mode = 0;  // 0: no device weights, 1: fp32, 2: bf16
   int64_t numel = 0, vector_numel = 0;
+  int64_t sharded = 0;  // holds tensor-parallel shards (cut out of the stream)
 };
+
+// The full tensors' elements: of every parameter, and of the 1-D ones.
+std::pair<int64_t, int64_t> full_numels(const model::ParamRegistry& layout) {
+  int64_t all = 0, vectors = 0;
+  for (const model::Param& p : layout.all()) {
+    const int64_t n = shape_numel(p.global_shape);
+    all += n;
+    if (p.global_shape.size() == 1) vectors += n;
+  }
+  return {all, vectors};
+}
 
 Offer offer_of(const model::DeviceWeights* w) {
   Offer o;
@@ -23,6 +45,12 @@ Offer offer_of(const model::DeviceWeights* w) {
   o.mode = w->bf16 ? 2 : 1;
   o.numel = w->numel;
   o.vector_numel = w->vector_numel;
+  if (w->layout) {
+    const auto [all, vectors] = full_numels(*w->layout);
+    o.sharded = all != w->numel;
+    o.numel = all;
+    o.vector_numel = w->bf16 ? vectors : 0;
+  }
   return o;
 }
 
@@ -37,15 +65,100 @@ std::vector<Offer> gather_offers(const Offer& mine, MPI_Comm comm) {
   return all;
 }
 
-// FNV-1a over device bytes, copied down in chunks.
-uint64_t device_hash(const void* data, size_t bytes, uint64_t h = 1469598103934665603ull) {
-  std::vector<unsigned char> chunk(std::min<size_t>(bytes, size_t{64} << 20));
-  for (size_t off = 0; off < bytes; off += chunk.size()) {
-    const size_t n = std::min(chunk.size(), bytes - off);
-    cuda::copy_to_host(chunk.data(), static_cast<const char*>(data) + off, n);
-    for (size_t i = 0; i < n; ++i) h = (h ^ chunk[i]) * 1099511628211ull;
+// [stream, local, count) runs of a layout's shards, in stream order: of the flat buffer (every parameter at its
+// flat offset), or of the vectors (the 1-D parameters back to back). Adjacent runs merge.
+struct Run {
+  int64_t stream, local, count;
+};
+std::vector<Run> layout_runs(const model::ParamRegistry& layout, bool vectors) {
+  std::vector<Run> runs;
+  int64_t stream = 0, local = 0;
+  for (const model::Param& p : layout.all()) {
+    if (vectors && p.global_shape.size() != 1) continue;
+    for (const model::ShardRun& r : model::shard_runs(p)) {
+      const Run run{stream + r.global, (vectors ? local : p.flat_offset) + r.local, r.count};
+      if (run.count == 0) continue;
+      if (!runs.empty() && runs.back().stream + runs.back().count == run.stream &&
+          runs.back().local + runs.back().count == run.local)
+        runs.back().count += run.count;
+      else
+        runs.push_back(run);
+    }
+    stream += shape_numel(p.global_shape);
+    local += p.value.numel();
   }
+  return runs;
+}
+
+// FNV-1a over the bytes of host memory.
+uint64_t fnv(const unsigned char* data, size_t bytes, uint64_t h) {
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ data[i]) * 1099511628211ull;
   return h;
+}
+constexpr uint64_t kFnvBasis = 1469598103934665603ull;
+
+// A device buffer's bytes on the host.
+std::vector<unsigned char> to_host(const void* device, size_t bytes) {
+  std::vector<unsigned char> host(bytes);
+  if (bytes) cuda::copy_to_host(host.data(), device, bytes);
+  return host;
+}
+
+// The hash of `runs` of a host buffer, read at their stream offsets (the source's full buffers) or local ones (a
+// receiver's shards): equal exactly when the receiver holds the stream's bytes.
+uint64_t hash_runs(const std::vector<unsigned char>& host, const std::vector<Run>& runs, size_t elem, bool stream,
+                   uint64_t h) {
+  for (const Run& r : runs)
+    h = fnv(host.data() + static_cast<size_t>(stream ? r.stream : r.local) * elem, static_cast<size_t>(r.count) * elem,
+            h);
+  return h;
+}
+
+// Adds `count` elements from bucket offset src to buffer offset dst to a bucket's copies, extending the last copy
+// when the piece continues it (the next part of a row, or the next row of a column-parallel shard).
+void add_piece(std::vector<DeviceWeightSync::Copy>& copies, int64_t src, int64_t dst, int64_t count) {
+  if (!copies.empty()) {
+    DeviceWeightSync::Copy& c = copies.back();
+    if (c.height == 1 && src == c.src + c.width && dst == c.dst + c.width) {
+      c.width += count;
+      return;
+    }
+    if (count == c.width) {
+      if (c.height == 1 && src - c.src >= count && dst - c.dst >= count) {
+        c.src_pitch = src - c.src;
+        c.dst_pitch = dst - c.dst;
+        c.height = 2;
+        return;
+      }
+      if (c.height > 1 && src == c.src + c.height * c.src_pitch && dst == c.dst + c.height * c.dst_pitch) {
+        ++c.height;
+        return;
+      }
+    }
+  }
+  copies.push_back(DeviceWeightSync::Copy{src, dst, count, 1, count, count});
+}
+
+// The copies of each bucket of `bucket` elements of a stream of `total` elements into the runs' local offsets.
+std::vector<std::vector<DeviceWeightSync::Copy>> plan_copies(const std::vector<Run>& runs, int64_t bucket,
+                                                            int64_t total) {
+  std::vector<std::vector<DeviceWeightSync::Copy>> plan(static_cast<size_t>((total + bucket - 1) / bucket));
+  for (const Run& run : runs)
+    for (int64_t s = run.stream, d = run.local, left = run.count; left > 0;) {
+      const int64_t k = s / bucket, n = std::min(left, (k + 1) * bucket - s);
+      add_piece(plan[static_cast<size_t>(k)], s - k * bucket, d, n);
+      s += n;
+      d += n;
+      left -= n;
+    }
+  return plan;
+}
+
+void run_copies(const std::vector<DeviceWeightSync::Copy>& copies, const void* bucket, void* buffer, size_t elem) {
+  for (const DeviceWeightSync::Copy& c : copies)
+    cuda::copy_2d_async(static_cast<char*>(buffer) + c.dst * elem, c.dst_pitch * elem,
+                        static_cast<const char*>(bucket) + c.src * elem, c.src_pitch * elem, c.width * elem, c.height,
+                        nullptr);
 }
 
 }  // namespace
@@ -77,13 +190,33 @@ float* DeviceWeightSync::gather_vectors(const model::DeviceWeights& source) {
   return vectors_.data<float>();
 }
 
+const DeviceWeightSync::Plan& DeviceWeightSync::plan_for(const model::DeviceWeights& receiver, int64_t bucket,
+                                                         int64_t vector_bucket, int64_t numel, int64_t vector_numel) {
+  if (!plan_ || plan_->layout != receiver.layout || plan_->bucket != bucket || plan_->vector_bucket != vector_bucket) {
+    plan_ = std::make_unique<Plan>();
+    plan_->layout = receiver.layout;
+    plan_->bucket = bucket;
+    plan_->vector_bucket = vector_bucket;
+    plan_->flat = plan_copies(layout_runs(*receiver.layout, false), bucket, numel);
+    if (vector_numel > 0) plan_->vectors = plan_copies(layout_runs(*receiver.layout, true), vector_bucket, vector_numel);
+  }
+  return *plan_;
+}
+
 bool DeviceWeightSync::sync(const model::DeviceWeights* source, const model::DeviceWeights* receiver) {
-  // Agree, on every rank, whether the device path can run: the source has device weights and every engine has
-  // buffers of the same precision and sizes.
+  // Agree, on every rank, whether the device path can run: the source has the full model's device weights (no
+  // tensor-parallel trainer) and every engine has buffers of the same precision for the same model (its shards of
+  // it, or all of it).
   Offer mine;
-  if (is_source_) mine = offer_of(source);
-  if (is_receiver_ && (!is_source_ || !receiver || !same_buffers(mine, offer_of(receiver))))
-    mine = is_source_ ? Offer{} : offer_of(receiver);
+  if (is_source_) {
+    mine = offer_of(source);
+    if (mine.sharded) mine = Offer{};
+  }
+  if (is_receiver_) {
+    const Offer engine = offer_of(receiver);
+    if (!is_source_) mine = engine;
+    else if (!receiver || !same_buffers(mine, engine) || engine.sharded) mine = Offer{};  // colocated: the same buffers
+  }
   mine.role = (is_source_ ? 1 : 0) | (is_receiver_ ? 2 : 0);
   const std::vector<Offer> all = gather_offers(mine, comm_);
   const auto src = std::find_if(all.begin(), all.end(), [](const Offer& o) { return o.role & 1; });
@@ -101,19 +234,32 @@ bool DeviceWeightSync::sync(const model::DeviceWeights* source, const model::Dev
   }
   const size_t elem = src->mode == 2 ? 2 : 4;
   const bool colocated = is_source_ && is_receiver_;
-  // The flat weights, bucket by bucket, straight from the source's buffer into the engines'.
+  const bool sharded = !is_source_ && is_receiver_ && mine.sharded;
+  const int64_t bucket = std::max<int64_t>(1, bucket_bytes_ / static_cast<int64_t>(elem));
+  const int64_t vector_bucket = std::max<int64_t>(1, bucket_bytes_ / 4);
+  // An engine holding shards takes each bucket into staging and copies its pieces out (the plan, made once).
+  const Plan* plan = sharded ? &plan_for(*receiver, bucket, vector_bucket, src->numel, src->vector_numel) : nullptr;
+  if (sharded) {
+    const int64_t bytes = std::max(bucket * static_cast<int64_t>(elem), std::min(vector_bucket, src->vector_numel) * 4);
+    if (!staging_.defined() || staging_.numel() < bytes) staging_ = Tensor::empty({bytes}, DType::U8, Device::CUDA);
+  }
+  // The flat weights, bucket by bucket, straight from the source's buffer into the engines' (or their staging).
   char* flat = static_cast<char*>(is_source_ ? source->flat : receiver->flat);
   if (colocated) cuda::copy_async(receiver->flat, source->flat, src->numel * elem, nullptr);
-  const int64_t bucket = std::max<int64_t>(1, bucket_bytes_ / static_cast<int64_t>(elem));
-  for (int64_t off = 0; off < src->numel; off += bucket)
-    dc_->broadcast(flat + off * elem, static_cast<size_t>(std::min(bucket, src->numel - off)) * elem, 0);
+  for (int64_t off = 0, k = 0; off < src->numel; off += bucket, ++k) {
+    const size_t bytes = static_cast<size_t>(std::min(bucket, src->numel - off)) * elem;
+    dc_->broadcast(sharded ? staging_.raw() : flat + off * elem, bytes, 0);
+    if (sharded) run_copies(plan->flat[static_cast<size_t>(k)], staging_.raw(), receiver->flat, elem);
+  }
   // bf16: the 1-D parameters in fp32.
   if (src->mode == 2 && src->vector_numel > 0) {
     float* vectors = is_source_ ? gather_vectors(*source) : receiver->vectors;
     if (colocated) cuda::copy_async(receiver->vectors, vectors, src->vector_numel * 4, nullptr);
-    const int64_t vbucket = std::max<int64_t>(1, bucket_bytes_ / 4);
-    for (int64_t off = 0; off < src->vector_numel; off += vbucket)
-      dc_->broadcast(vectors + off, static_cast<size_t>(std::min(vbucket, src->vector_numel - off)) * 4, 0);
+    for (int64_t off = 0, k = 0; off < src->vector_numel; off += vector_bucket, ++k) {
+      const size_t bytes = static_cast<size_t>(std::min(vector_bucket, src->vector_numel - off)) * 4;
+      dc_->broadcast(sharded ? staging_.raw() : static_cast<void*>(vectors + off), bytes, 0);
+      if (sharded) run_copies(plan->vectors[static_cast<size_t>(k)], staging_.raw(), receiver->vectors, 4);
+    }
   }
   cuda::synchronize();  // the engine's stream starts its next step on the new weights
   bytes_ = src->numel * static_cast<int64_t>(elem) + src->vector_numel * 4;
@@ -122,34 +268,82 @@ bool DeviceWeightSync::sync(const model::DeviceWeights* source, const model::Dev
 
 bool DeviceWeightSync::check_equal(const model::DeviceWeights* source, const model::DeviceWeights* receiver,
                                    std::string* report) {
-  // [role, hash]: the source hashes what it sent, each engine what it holds.
-  uint64_t mine[2] = {static_cast<uint64_t>((is_source_ ? 1 : 0) | (is_receiver_ ? 2 : 0)), 0};
-  uint64_t engine_hash = 0;
-  if (is_source_ && source) {
-    const size_t elem = source->bf16 ? 2 : 4;
-    mine[1] = device_hash(source->flat, static_cast<size_t>(source->numel) * elem);
-    if (source->bf16 && source->vector_numel > 0)
-      mine[1] = device_hash(gather_vectors(*source), static_cast<size_t>(source->vector_numel) * 4, mine[1]);
-  }
+  // Every engine hashes the bytes it holds along its runs of the stream; the source hashes its own bytes at the
+  // same stream positions (an engine holding shards sends its runs first). [role, engine hash, runs sent].
+  const int size = comm::size(comm_), me = comm::rank(comm_);
+  uint64_t entry[3] = {static_cast<uint64_t>((is_source_ ? 1 : 0) | (is_receiver_ ? 2 : 0)), 0, 0};
+  std::vector<Run> flat_runs, vector_runs;
   if (is_receiver_ && receiver) {
     const size_t elem = receiver->bf16 ? 2 : 4;
-    engine_hash = device_hash(receiver->flat, static_cast<size_t>(receiver->numel) * elem);
-    if (receiver->bf16 && receiver->vector_numel > 0)
-      engine_hash = device_hash(receiver->vectors, static_cast<size_t>(receiver->vector_numel) * 4, engine_hash);
+    if (receiver->layout) {
+      flat_runs = layout_runs(*receiver->layout, false);
+      if (receiver->bf16) vector_runs = layout_runs(*receiver->layout, true);
+    } else {
+      flat_runs.push_back(Run{0, 0, receiver->numel});
+      if (receiver->bf16 && receiver->vector_numel > 0) vector_runs.push_back(Run{0, 0, receiver->vector_numel});
+    }
+    uint64_t h = hash_runs(to_host(receiver->flat, static_cast<size_t>(receiver->numel) * elem), flat_runs, elem,
+                           false, kFnvBasis);
+    if (!vector_runs.empty())
+      h = hash_runs(to_host(receiver->vectors, static_cast<size_t>(receiver->vector_numel) * 4), vector_runs, 4, false,
+                    h);
+    entry[1] = h;
+    entry[2] = 1;
   }
-  const int size = comm::size(comm_);
   std::vector<uint64_t> all(3 * size);
-  const uint64_t entry[3] = {mine[0], mine[1], engine_hash};
   mpiCheck(MPI_Allgather(entry, 3, MPI_UINT64_T, all.data(), 3, MPI_UINT64_T, comm_));
-  uint64_t want = 0;
+  int root = -1;
   for (int r = 0; r < size; ++r)
-    if (all[3 * r] & 1) want = all[3 * r + 1];
-  for (int r = 0; r < size; ++r) {
-    if (!(all[3 * r] & 2) || all[3 * r + 2] == want) continue;
-    if (report) *report = "rank " + std::to_string(r) + ": the engine's device weights differ from the trainer's";
-    return false;
+    if (all[3 * r] & 1) root = r;
+  SLIME_CHECK(root >= 0, "weight sync check: no rank is the source");
+  // The engines' runs to the source, which answers with the first engine that differs (-1: none).
+  auto send_runs = [&](const std::vector<Run>& runs) {
+    mpiCheck(MPI_Send(runs.data(), static_cast<int>(runs.size() * 3), MPI_INT64_T, root, 0, comm_));
+  };
+  int differ = -1;
+  if (me == root) {
+    const size_t elem = source && source->bf16 ? 2 : 4;
+    std::vector<unsigned char> flat, vectors;
+    if (source) {
+      flat = to_host(source->flat, static_cast<size_t>(source->numel) * elem);
+      if (source->bf16 && source->vector_numel > 0)
+        vectors = to_host(gather_vectors(*source), static_cast<size_t>(source->vector_numel) * 4);
+    }
+    for (int r = 0; r < size; ++r) {
+      if (!all[3 * r + 2]) continue;
+      std::vector<Run> runs[2];  // flat, vectors
+      for (int i = 0; i < 2; ++i) {
+        std::vector<Run>& part = runs[i];
+        if (r == me) {
+          part = i == 0 ? flat_runs : vector_runs;
+          continue;
+        }
+        MPI_Status status;
+        mpiCheck(MPI_Probe(r, 0, comm_, &status));
+        int count = 0;
+        MPI_Get_count(&status, MPI_INT64_T, &count);
+        part.resize(static_cast<size_t>(count) / 3);
+        mpiCheck(MPI_Recv(part.data(), count, MPI_INT64_T, r, 0, comm_, MPI_STATUS_IGNORE));
+      }
+      bool fits = !flat.empty();
+      for (const Run& run : runs[0]) fits = fits && (run.stream + run.count) * static_cast<int64_t>(elem) <=
+                                                        static_cast<int64_t>(flat.size());
+      for (const Run& run : runs[1]) fits = fits && (run.stream + run.count) * 4 <= static_cast<int64_t>(vectors.size());
+      uint64_t want = 0;
+      if (fits) {
+        want = hash_runs(flat, runs[0], elem, true, kFnvBasis);
+        if (!runs[1].empty()) want = hash_runs(vectors, runs[1], 4, true, want);
+      }
+      if (differ < 0 && (!fits || want != all[3 * r + 1])) differ = r;
+    }
+  } else if (entry[2]) {
+    send_runs(flat_runs);
+    send_runs(vector_runs);
   }
-  return true;
+  mpiCheck(MPI_Bcast(&differ, 1, MPI_INT, root, comm_));
+  if (differ < 0) return true;
+  if (report) *report = "rank " + std::to_string(differ) + ": the engine's device weights differ from the trainer's";
+  return false;
 }
 
 }  // namespace slime::sync

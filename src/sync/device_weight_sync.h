@@ -11,7 +11,13 @@
 // communicator of sync::WeightSync): NCCL when each has a GPU of its own, host-staged MPI when they share one. A rank
 // that is both trainer and engine (--colocate) copies device to device.
 //
-// The device path runs only when every engine can take it: a GPU engine of the trainer's precision and size. Else
+// Tensor-parallel engines (--rollout-num-gpus-per-engine > 1) hold their shards of each tensor (DeviceWeights::layout):
+// they take each bucket into a staging buffer and copy their pieces out of it, a rectangle per piece of a parameter
+// (the rows of a column-parallel shard are one strided copy), planned once from the layout. Nothing is sent twice:
+// every engine rank receives the whole stream, as the host path's receivers do.
+//
+// The device path runs only when every engine can take it: a GPU engine of the trainer's precision for the same
+// model, and a trainer whose device weights are the whole model (tensor-parallel trainers take the host path). Else
 // sync() returns false on every rank and the caller takes the host path (sync/weight_sync.h). This path does not
 // update the engines' host models.
 #pragma once
@@ -50,7 +56,17 @@ class DeviceWeightSync {
   const char* transport() const { return dc_ ? dc_->transport_name() : "none"; }
   int64_t bytes_sent() const { return bytes_; }  // by the last sync
 
+  // A tensor-parallel engine's copy out of a bucket of the stream into its buffer: `height` rows of `width`
+  // elements, row r at src + r * src_pitch in the bucket and at dst + r * dst_pitch in the buffer.
+  struct Copy {
+    int64_t src, dst, width, height, src_pitch, dst_pitch;
+  };
+
  private:
+  struct Plan;  // a receiver's copies, per bucket of the flat weights and of the 1-D parameters
+  const Plan& plan_for(const model::DeviceWeights& receiver, int64_t bucket, int64_t vector_bucket, int64_t numel,
+                       int64_t vector_numel);
+
   // The source's 1-D parameters gathered from its fp32 master into vectors_; returns them.
   float* gather_vectors(const model::DeviceWeights& source);
 
@@ -60,6 +76,8 @@ class DeviceWeightSync {
   int64_t bucket_bytes_;
   std::unique_ptr<comm::DeviceComm> dc_;  // over bcast_, made by the first device sync
   Tensor vectors_;                        // source, bf16: the 1-D parameters in fp32
+  Tensor staging_;                        // an engine holding shards: the bucket in flight
+  std::unique_ptr<Plan> plan_;
   int64_t bytes_ = 0;
 };
 

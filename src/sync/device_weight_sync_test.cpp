@@ -1,5 +1,6 @@
-// Weight sync on the GPU (label gpu; mpirun -np 2, and -np 1 for the colocated case): rank 0 holds a trainer's
-// device weights (model::CudaDecoder), the other ranks a GPU rollout engine. After DeviceWeightSync the engines'
+// Weight sync on the GPU (label gpu; mpirun -np 3, and -np 1 for the colocated case): rank 0 holds a trainer's
+// device weights (model::CudaDecoder), the other ranks a GPU rollout engine each, or (with 3 ranks) one
+// tensor-parallel engine together, whose shards are cut out of the stream on the GPU. After DeviceWeightSync the engines'
 // device buffers hold the trainer's bf16 copy (or fp32 master) and fp32 1-D parameters bit for bit, generate exactly
 // what an engine loaded through the host path generates, and --check-weight-update-equal's hash agrees (and catches
 // a flipped byte). An engine of another precision makes every rank fall back to the host path.
@@ -13,6 +14,7 @@
 #include "model/decoder.h"
 #include "model/init.h"
 #include "rollout/engine.h"
+#include "rollout/model_runner.h"
 #include "sync/device_weight_sync.h"
 #include "sync/weight_sync.h"
 
@@ -145,4 +147,93 @@ TEST_CASE("weights go from the trainer's GPU buffers into the engines' (device p
     const model::DeviceWeights* other_view = other ? other->runner().device_weights_for_sync() : nullptr;
     CHECK_FALSE(ds.sync(trainer ? &source : nullptr, other_view));
   }
+}
+
+TEST_CASE("weights go into a tensor-parallel GPU engine: each rank's shards cut out of the stream on the GPU") {
+  if (cuda::device_count() == 0) return;
+  const int rank = comm::rank(MPI_COMM_WORLD), size = comm::size(MPI_COMM_WORLD);
+  if (size != 3) {
+    WARN("a trainer and a TP=2 engine need 3 ranks (mpirun -np 3): skipped");
+    return;
+  }
+  cuda::init_local_device();
+  const bool trainer = rank == 0, receiver = rank > 0;
+  // Ranks 1 and 2: one engine, tensor parallel.
+  MPI_Comm engine_comm = MPI_COMM_NULL;
+  mpiCheck(MPI_Comm_split(MPI_COMM_WORLD, receiver ? 0 : MPI_UNDEFINED, rank, &engine_comm));
+  const comm::Group tp = receiver ? comm::Group{engine_comm, rank - 1, 2} : comm::Group{};
+  const uint64_t seed = 777;
+  for (bool bf16 : {true, false}) {
+    INFO((bf16 ? "bf16" : "fp32") << ", rank " << rank);
+    model::ModelConfig c = config_of(bf16);
+    c.pad_vocab(128, 2);
+    std::unique_ptr<model::CudaDecoder> gpu;
+    model::DeviceWeights source;
+    if (trainer) {
+      model::Decoder host(c);
+      model::init_random(c, host.params(), seed, 0.05f);
+      model::CudaDecoderOptions o;
+      o.precision = bf16 ? cuda::Precision::BF16 : cuda::Precision::F32;
+      gpu = std::make_unique<model::CudaDecoder>(c, o);
+      gpu->upload(host.params());
+      source = gpu->device_weights();
+    }
+    // The engine (zero weights): the Engine on TP rank 0, the follower's runner on TP rank 1.
+    std::unique_ptr<model::Decoder> shard, ref_shard;
+    std::unique_ptr<rollout::Engine> engine;
+    std::unique_ptr<rollout::ModelRunner> follower, reference;
+    rollout::EngineConfig config = engine_config(false);
+    if (receiver) {
+      shard = std::make_unique<model::Decoder>(c, tp);
+      if (tp.rank == 0) engine = std::make_unique<rollout::Engine>(*shard, config);
+      else follower = rollout::make_model_runner(*shard, config);
+      // The reference: the same shard through the host path (host model -> reload).
+      ref_shard = std::make_unique<model::Decoder>(c, tp);
+      model::init_random(c, ref_shard->params(), seed, 0.05f);
+      rollout::EngineConfig ref_config = engine_config(false);
+      reference = rollout::make_model_runner(*ref_shard, ref_config);
+    }
+    rollout::ModelRunner* runner = engine ? &engine->runner() : follower.get();
+    sync::WeightSync ws(MPI_COMM_WORLD, trainer, receiver, 1 << 20, trainer ? 0 : -1);
+    sync::DeviceWeightSync ds(MPI_COMM_WORLD, ws.bcast_comm(), ws.is_source(), receiver, 4096 + 6);  // many buckets
+    const model::DeviceWeights* dst = receiver ? runner->device_weights_for_sync() : nullptr;
+    REQUIRE(ds.sync(trainer ? &source : nullptr, dst));
+    if (receiver) {
+      const model::DeviceWeights* want = reference->device_weights_for_sync();
+      const size_t elem = bf16 ? 2 : 4;
+      REQUIRE(dst->numel == want->numel);
+      std::vector<char> a(dst->numel * elem), b(want->numel * elem);
+      cuda::copy_to_host(a.data(), dst->flat, a.size());
+      cuda::copy_to_host(b.data(), want->flat, b.size());
+      CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
+      if (bf16) {
+        REQUIRE(dst->vector_numel == want->vector_numel);
+        std::vector<float> va(dst->vector_numel), vb(want->vector_numel);
+        cuda::copy_to_host(va.data(), dst->vectors, va.size() * 4);
+        cuda::copy_to_host(vb.data(), want->vectors, vb.size() * 4);
+        CHECK(std::memcmp(va.data(), vb.data(), va.size() * 4) == 0);
+      }
+      std::printf("rank %d (engine TP rank %d): %s shard of %lld elements over %s, equal to the host path's\n", rank,
+                  tp.rank, bf16 ? "bf16" : "fp32", static_cast<long long>(dst->numel), ds.transport());
+    }
+    std::string report;
+    CHECK(ds.check_equal(trainer ? &source : nullptr, dst, &report));
+    if (rank == 2) {  // a flipped byte in the follower's shard is caught on every rank
+      unsigned char byte = 0;
+      cuda::copy_to_host(&byte, static_cast<char*>(dst->flat) + 17, 1);
+      byte ^= 0x40;
+      cuda::copy_to_device(static_cast<char*>(dst->flat) + 17, &byte, 1);
+    }
+    CHECK_FALSE(ds.check_equal(trainer ? &source : nullptr, dst, &report));
+    CHECK_THAT(report, Catch::Contains("rank 2"));
+    // A tensor-parallel trainer (its device weights a shard) takes the host path, on every rank.
+    if (trainer) {
+      model::DeviceWeights half = source;
+      half.numel = source.numel / 2;
+      CHECK_FALSE(ds.sync(&half, nullptr));
+    } else {
+      CHECK_FALSE(ds.sync(nullptr, dst));
+    }
+  }
+  if (engine_comm != MPI_COMM_NULL) MPI_Comm_free(&engine_comm);
 }

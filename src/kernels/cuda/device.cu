@@ -89,6 +89,11 @@ void copy_async(void* dst, const void* src, size_t bytes, cudaStream_t stream) {
   cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
 }
 
+void copy_2d_async(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width_bytes, size_t height,
+                   cudaStream_t stream) {
+  cudaCheck(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width_bytes, height, cudaMemcpyDeviceToDevice, stream));
+}
+
 size_t memory_used() {
   size_t free = 0, total = 0;
   cudaCheck(cudaMemGetInfo(&free, &total));

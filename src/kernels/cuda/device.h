@@ -26,6 +26,9 @@ bool pin_host_memory(void* host, size_t bytes);
 void unpin_host_memory(void* host);
 // Stream-ordered device-to-device copy.
 void copy_async(void* device_dst, const void* device_src, size_t bytes, cudaStream_t stream);
+// Stream-ordered device-to-device copy of `height` rows of `width_bytes`, rows `dst_pitch` / `src_pitch` bytes apart.
+void copy_2d_async(void* device_dst, size_t dst_pitch, const void* device_src, size_t src_pitch, size_t width_bytes,
+                   size_t height, cudaStream_t stream);
 // Device memory in use (total - free, all processes), in bytes.
 size_t memory_used();
 // Fills device memory with a byte pattern (tests poison outputs with 0xFF = NaN for fp32/bf16).
