@@ -19,7 +19,7 @@ run trainer_cuda_test "${mpi[@]}" -np 2 -x LD_LIBRARY_PATH -x SLIME_SOURCE_DIR -
   "$B/tests/trainer_cuda_test" --use-colour no
 run trainer_cuda_test_nccl1 "${mpi[@]}" -np 1 -x LD_LIBRARY_PATH -x SLIME_SOURCE_DIR -x NCCL_NVLS_ENABLE \
   -x SLIME_DEVICE_COMM=nccl "$B/tests/trainer_cuda_test" --use-colour no
-run device_weight_sync_test "${mpi[@]}" -np 2 -x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE \
+run device_weight_sync_test "${mpi[@]}" -np 3 -x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE \
   "$B/tests/device_weight_sync_test" --use-colour no
 run device_weight_sync_test_colocated "${mpi[@]}" -np 1 -x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE \
   "$B/tests/device_weight_sync_test" --use-colour no
