@@ -21,32 +21,14 @@
 #include "model/init.h"
 #include "rollout/cuda_model_runner.h"
 #include "rollout/engine.h"
+#include "rollout/engine_test_models.h"
 
 using namespace slime;
 using namespace slime::rollout;
 
 namespace {
 
-// Qwen2.5-like (QKV bias, tied embeddings, head_dim 64) and Qwen3-like (QK-norm, untied, head_dim 128) tiny models,
-// and one with head_dim 16 (no bf16 kernel: the engine runs it in fp32).
-model::ModelConfig config_of(const char* kind) {
-  const char* q2 = R"({
-    "architectures": ["Qwen2ForCausalLM"], "vocab_size": 1000, "hidden_size": 256, "intermediate_size": 512,
-    "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6,
-    "rope_theta": 1000000.0, "tie_word_embeddings": true, "max_position_embeddings": 2048})";
-  const char* q3 = R"({
-    "architectures": ["Qwen3ForCausalLM"], "vocab_size": 1500, "hidden_size": 256, "intermediate_size": 384,
-    "num_hidden_layers": 2, "num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 128,
-    "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": false, "max_position_embeddings": 2048})";
-  const char* small = R"({
-    "architectures": ["Qwen3ForCausalLM"], "vocab_size": 300, "hidden_size": 64, "intermediate_size": 96,
-    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-    "rms_norm_eps": 1e-6, "tie_word_embeddings": false, "max_position_embeddings": 1024})";
-  const std::string k = kind;
-  model::ModelConfig c = model::ModelConfig::from_hf_json(json::parse(k == "qwen2" ? q2 : k == "qwen3" ? q3 : small), k);
-  c.pad_vocab(128);
-  return c;
-}
+model::ModelConfig config_of(const char* kind) { return testing::engine_test_config(kind); }
 
 struct Model {
   model::ModelConfig config;
@@ -68,28 +50,9 @@ EngineConfig engine_config(bool cuda, int64_t graph_max_bs = 64, bool fp32 = fal
   return c;
 }
 
-// Requests: some share prompts (n samples of a prompt: the prefix cache), lengths cross block and chunk boundaries.
 std::vector<GenerateRequest> requests(const model::ModelConfig& c, int64_t count, int64_t max_new, float temperature,
                                       int64_t top_k, float top_p, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<GenerateRequest> out;
-  std::vector<int64_t> prompt;
-  for (int64_t i = 0; i < count; ++i) {
-    if (i % 3 == 0) {
-      prompt.assign(1 + static_cast<int64_t>(rng.below(90)), 0);
-      for (int64_t& t : prompt) t = static_cast<int64_t>(rng.below(c.vocab_size));
-    }
-    GenerateRequest r;
-    r.prompt = prompt;
-    r.params.temperature = temperature;
-    r.params.top_k = top_k;
-    r.params.top_p = top_p;
-    r.params.max_new_tokens = max_new;
-    r.params.ignore_eos = true;
-    r.params.seed = seed * 1000 + static_cast<uint64_t>(i);
-    out.push_back(r);
-  }
-  return out;
+  return testing::engine_test_requests(c, count, max_new, temperature, top_k, top_p, seed);
 }
 
 std::vector<GenerateOutput> run(model::Decoder& model, const EngineConfig& config,
@@ -113,24 +76,15 @@ TEST_CASE("CUDA engine, fp32: the CPU engine's tokens and log-probs, with and wi
       for (int64_t graphs : {int64_t{0}, int64_t{64}}) {
         CudaRunnerStats stats;
         const std::vector<GenerateOutput> gpu = run(m.decoder, engine_config(true, graphs, true), reqs, &stats);
-        int64_t tokens = 0, same = 0;
-        double max_diff = 0;
-        for (size_t i = 0; i < cpu.size(); ++i) {
-          REQUIRE(gpu[i].tokens.size() == cpu[i].tokens.size());
-          for (size_t j = 0; j < cpu[i].tokens.size(); ++j) {
-            ++tokens;
-            if (gpu[i].tokens[j] != cpu[i].tokens[j]) continue;
-            ++same;
-            max_diff = std::max(max_diff, static_cast<double>(std::fabs(gpu[i].logprobs[j] - cpu[i].logprobs[j])));
-          }
-        }
+        const testing::OutputAgreement a = testing::compare_outputs(gpu, cpu);
         std::printf("cuda engine fp32 %s T=%.1f top_k=%lld top_p=%.1f graphs=%lld: %lld/%lld tokens equal, "
                     "max logprob diff %.2e, graph replays %lld\n",
                     kind, temperature, static_cast<long long>(top_k), top_p, static_cast<long long>(graphs),
-                    static_cast<long long>(same), static_cast<long long>(tokens), max_diff,
+                    static_cast<long long>(a.same), static_cast<long long>(a.tokens), a.max_logprob_diff,
                     static_cast<long long>(stats.graph_replays));
-        CHECK(same == tokens);
-        CHECK(max_diff <= 1e-4);
+        REQUIRE(a.same_lengths);
+        CHECK(a.same == a.tokens);
+        CHECK(a.max_logprob_diff <= 1e-4);
         if (graphs > 0) CHECK(stats.graph_replays > 0);
       }
     }

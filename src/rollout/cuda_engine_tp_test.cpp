@@ -21,6 +21,7 @@
 #include "model/init.h"
 #include "rollout/cuda_model_runner.h"
 #include "rollout/engine.h"
+#include "rollout/engine_test_models.h"
 #include "rollout/tensor_parallel_runner.h"
 
 using namespace slime;
@@ -29,19 +30,7 @@ using namespace slime::rollout;
 namespace {
 
 // head_dim 16 (the fp32 path) and a Qwen2-like model with head_dim 64 (bf16 kernels); two KV groups each.
-model::ModelConfig config_of(bool bf16) {
-  const char* small = R"({
-    "architectures": ["Qwen3ForCausalLM"], "vocab_size": 300, "hidden_size": 64, "intermediate_size": 96,
-    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-    "rms_norm_eps": 1e-6, "tie_word_embeddings": false, "max_position_embeddings": 1024})";
-  const char* q2 = R"({
-    "architectures": ["Qwen2ForCausalLM"], "vocab_size": 1000, "hidden_size": 256, "intermediate_size": 512,
-    "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6,
-    "rope_theta": 1000000.0, "tie_word_embeddings": true, "max_position_embeddings": 2048})";
-  model::ModelConfig c = model::ModelConfig::from_hf_json(json::parse(bf16 ? q2 : small), bf16 ? "qwen2" : "small");
-  c.pad_vocab(128, 2);
-  return c;
-}
+model::ModelConfig config_of(bool bf16) { return testing::engine_test_config(bf16 ? "qwen2" : "small", 2); }
 
 EngineConfig engine_config(bool cuda, bool fp32) {
   EngineConfig c;
@@ -57,25 +46,7 @@ EngineConfig engine_config(bool cuda, bool fp32) {
 
 std::vector<GenerateRequest> requests(const model::ModelConfig& c, int64_t count, int64_t max_new, float temperature,
                                       int64_t top_k, float top_p, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<GenerateRequest> out;
-  std::vector<int64_t> prompt;
-  for (int64_t i = 0; i < count; ++i) {
-    if (i % 3 == 0) {  // n samples of a prompt: the prefix cache
-      prompt.assign(1 + static_cast<int64_t>(rng.below(90)), 0);
-      for (int64_t& t : prompt) t = static_cast<int64_t>(rng.below(c.vocab_size));
-    }
-    GenerateRequest r;
-    r.prompt = prompt;
-    r.params.temperature = temperature;
-    r.params.top_k = top_k;
-    r.params.top_p = top_p;
-    r.params.max_new_tokens = max_new;
-    r.params.ignore_eos = true;
-    r.params.seed = seed * 1000 + static_cast<uint64_t>(i);
-    out.push_back(r);
-  }
-  return out;
+  return testing::engine_test_requests(c, count, max_new, temperature, top_k, top_p, seed);
 }
 
 // The TP=2 GPU engine over `shard` generating `reqs` (rank 0; rank 1 follows and gets nothing back).
@@ -136,22 +107,13 @@ TEST_CASE("GPU engine with TP=2, fp32: the one-rank CPU engine's tokens and log-
                   static_cast<long long>(follower_stats.graph_replays));
       continue;
     }
-    int64_t tokens = 0, same = 0;
-    double max_diff = 0;
-    for (size_t i = 0; i < cpu.size(); ++i) {
-      REQUIRE(gpu[i].tokens.size() == cpu[i].tokens.size());
-      for (size_t j = 0; j < cpu[i].tokens.size(); ++j) {
-        ++tokens;
-        if (gpu[i].tokens[j] != cpu[i].tokens[j]) continue;
-        ++same;
-        max_diff = std::max(max_diff, static_cast<double>(std::fabs(gpu[i].logprobs[j] - cpu[i].logprobs[j])));
-      }
-    }
+    const testing::OutputAgreement a = testing::compare_outputs(gpu, cpu);
     std::printf("gpu engine TP=2 fp32 T=%.1f top_k=%lld top_p=%.1f: %lld/%lld tokens equal the CPU engine's, max "
                 "logprob diff %.2e\n", temperature, static_cast<long long>(top_k), top_p,
-                static_cast<long long>(same), static_cast<long long>(tokens), max_diff);
-    CHECK(same == tokens);
-    CHECK(max_diff <= 1e-4);
+                static_cast<long long>(a.same), static_cast<long long>(a.tokens), a.max_logprob_diff);
+    REQUIRE(a.same_lengths);
+    CHECK(a.same == a.tokens);
+    CHECK(a.max_logprob_diff <= 1e-4);
   }
 }
 

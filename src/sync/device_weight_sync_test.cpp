@@ -14,6 +14,7 @@
 #include "model/decoder.h"
 #include "model/init.h"
 #include "rollout/engine.h"
+#include "rollout/engine_test_models.h"
 #include "rollout/model_runner.h"
 #include "sync/device_weight_sync.h"
 #include "sync/weight_sync.h"
@@ -22,19 +23,10 @@ using namespace slime;
 
 namespace {
 
-// A Qwen2-like model with head_dim 64 (bf16 kernels) and a Qwen3-like one with head_dim 16 (fp32 path).
-model::ModelConfig config_of(bool bf16) {
-  const char* q2 = R"({
-    "architectures": ["Qwen2ForCausalLM"], "vocab_size": 1000, "hidden_size": 256, "intermediate_size": 512,
-    "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6,
-    "rope_theta": 1000000.0, "tie_word_embeddings": true, "max_position_embeddings": 2048})";
-  const char* small = R"({
-    "architectures": ["Qwen3ForCausalLM"], "vocab_size": 300, "hidden_size": 64, "intermediate_size": 96,
-    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-    "rms_norm_eps": 1e-6, "tie_word_embeddings": false, "max_position_embeddings": 1024})";
-  model::ModelConfig c = model::ModelConfig::from_hf_json(json::parse(bf16 ? q2 : small), bf16 ? "qwen2" : "small");
-  c.pad_vocab(128);
-  return c;
+// A Qwen2-like model with head_dim 64 (bf16 kernels) and a Qwen3-like one with head_dim 16 (fp32 path), the
+// vocabulary padded for `tp` ranks.
+model::ModelConfig config_of(bool bf16, int tp = 1) {
+  return rollout::testing::engine_test_config(bf16 ? "qwen2" : "small", tp);
 }
 
 rollout::EngineConfig engine_config(bool fp32) {
@@ -62,6 +54,41 @@ std::vector<rollout::GenerateRequest> requests(int64_t vocab) {
   return out;
 }
 
+// The trainer's side: the model's random weights (seed) as fp32 master on the GPU with its bf16 copy.
+std::unique_ptr<model::CudaDecoder> trainer_on_gpu(const model::ModelConfig& c, bool bf16, uint64_t seed) {
+  model::Decoder host(c);
+  model::init_random(c, host.params(), seed, 0.05f);
+  model::CudaDecoderOptions o;
+  o.precision = bf16 ? cuda::Precision::BF16 : cuda::Precision::F32;
+  auto gpu = std::make_unique<model::CudaDecoder>(c, o);
+  gpu->upload(host.params());
+  return gpu;
+}
+
+// Both engines' device buffers (flat weights, and with bf16 the fp32 1-D parameters) hold the same bytes.
+void check_same_device_weights(const model::DeviceWeights& got, const model::DeviceWeights& want) {
+  const size_t elem = got.bf16 ? 2 : 4;
+  REQUIRE(got.numel == want.numel);
+  std::vector<char> a(got.numel * elem), b(want.numel * elem);
+  cuda::copy_to_host(a.data(), got.flat, a.size());
+  cuda::copy_to_host(b.data(), want.flat, b.size());
+  CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
+  if (!got.bf16) return;
+  REQUIRE(got.vector_numel == want.vector_numel);
+  std::vector<float> va(got.vector_numel), vb(want.vector_numel);
+  cuda::copy_to_host(va.data(), got.vectors, va.size() * 4);
+  cuda::copy_to_host(vb.data(), want.vectors, vb.size() * 4);
+  CHECK(std::memcmp(va.data(), vb.data(), va.size() * 4) == 0);
+}
+
+// Flips a bit of byte `at` of the engine's flat weights.
+void flip_byte(const model::DeviceWeights& w, size_t at) {
+  unsigned char byte = 0;
+  cuda::copy_to_host(&byte, static_cast<char*>(w.flat) + at, 1);
+  byte ^= 0x40;
+  cuda::copy_to_device(static_cast<char*>(w.flat) + at, &byte, 1);
+}
+
 }  // namespace
 
 TEST_CASE("weights go from the trainer's GPU buffers into the engines' (device path), equal to the host path") {
@@ -80,12 +107,7 @@ TEST_CASE("weights go from the trainer's GPU buffers into the engines' (device p
     std::unique_ptr<model::CudaDecoder> gpu;
     model::DeviceWeights source;
     if (trainer) {
-      model::Decoder host(c);
-      model::init_random(c, host.params(), seed, 0.05f);
-      model::CudaDecoderOptions o;
-      o.precision = bf16 ? cuda::Precision::BF16 : cuda::Precision::F32;
-      gpu = std::make_unique<model::CudaDecoder>(c, o);
-      gpu->upload(host.params());
+      gpu = trainer_on_gpu(c, bf16, seed);
       source = gpu->device_weights();
     }
     // The engine starts from other weights (zeros).
@@ -106,20 +128,8 @@ TEST_CASE("weights go from the trainer's GPU buffers into the engines' (device p
       model::Decoder ref_model(c);
       model::init_random(c, ref_model.params(), seed, 0.05f);
       rollout::Engine reference(ref_model, engine_config(false));
-      const model::DeviceWeights* want = reference.runner().device_weights_for_sync();
-      const model::DeviceWeights* got = engine->runner().device_weights_for_sync();
-      const size_t elem = bf16 ? 2 : 4;
-      std::vector<char> a(got->numel * elem), b(want->numel * elem);
-      cuda::copy_to_host(a.data(), got->flat, a.size());
-      cuda::copy_to_host(b.data(), want->flat, b.size());
-      CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
-      if (bf16) {
-        REQUIRE(got->vector_numel == want->vector_numel);
-        std::vector<float> va(got->vector_numel), vb(want->vector_numel);
-        cuda::copy_to_host(va.data(), got->vectors, va.size() * 4);
-        cuda::copy_to_host(vb.data(), want->vectors, vb.size() * 4);
-        CHECK(std::memcmp(va.data(), vb.data(), va.size() * 4) == 0);
-      }
+      check_same_device_weights(*engine->runner().device_weights_for_sync(),
+                                *reference.runner().device_weights_for_sync());
       // Same weights, same kernels: the same tokens and log-probs.
       const auto out = engine->generate(requests(c.vocab_size));
       const auto ref = reference.generate(requests(c.vocab_size));
@@ -132,12 +142,7 @@ TEST_CASE("weights go from the trainer's GPU buffers into the engines' (device p
     std::string report;
     CHECK(ds.check_equal(trainer ? &source : nullptr, dst, &report));
     // A flipped byte on the last engine is caught on every rank.
-    if (receiver && rank == size - 1) {
-      unsigned char byte = 0;
-      cuda::copy_to_host(&byte, dst->flat, 1);
-      byte ^= 0x40;
-      cuda::copy_to_device(dst->flat, &byte, 1);
-    }
+    if (receiver && rank == size - 1) flip_byte(*dst, 0);
     CHECK_FALSE(ds.check_equal(trainer ? &source : nullptr, dst, &report));
     CHECK_THAT(report, Catch::Contains("rank " + std::to_string(size - 1)));
 
@@ -165,17 +170,11 @@ TEST_CASE("weights go into a tensor-parallel GPU engine: each rank's shards cut 
   const uint64_t seed = 777;
   for (bool bf16 : {true, false}) {
     INFO((bf16 ? "bf16" : "fp32") << ", rank " << rank);
-    model::ModelConfig c = config_of(bf16);
-    c.pad_vocab(128, 2);
+    const model::ModelConfig c = config_of(bf16, 2);
     std::unique_ptr<model::CudaDecoder> gpu;
     model::DeviceWeights source;
     if (trainer) {
-      model::Decoder host(c);
-      model::init_random(c, host.params(), seed, 0.05f);
-      model::CudaDecoderOptions o;
-      o.precision = bf16 ? cuda::Precision::BF16 : cuda::Precision::F32;
-      gpu = std::make_unique<model::CudaDecoder>(c, o);
-      gpu->upload(host.params());
+      gpu = trainer_on_gpu(c, bf16, seed);
       source = gpu->device_weights();
     }
     // The engine (zero weights): the Engine on TP rank 0, the follower's runner on TP rank 1.
@@ -199,31 +198,13 @@ TEST_CASE("weights go into a tensor-parallel GPU engine: each rank's shards cut 
     const model::DeviceWeights* dst = receiver ? runner->device_weights_for_sync() : nullptr;
     REQUIRE(ds.sync(trainer ? &source : nullptr, dst));
     if (receiver) {
-      const model::DeviceWeights* want = reference->device_weights_for_sync();
-      const size_t elem = bf16 ? 2 : 4;
-      REQUIRE(dst->numel == want->numel);
-      std::vector<char> a(dst->numel * elem), b(want->numel * elem);
-      cuda::copy_to_host(a.data(), dst->flat, a.size());
-      cuda::copy_to_host(b.data(), want->flat, b.size());
-      CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
-      if (bf16) {
-        REQUIRE(dst->vector_numel == want->vector_numel);
-        std::vector<float> va(dst->vector_numel), vb(want->vector_numel);
-        cuda::copy_to_host(va.data(), dst->vectors, va.size() * 4);
-        cuda::copy_to_host(vb.data(), want->vectors, vb.size() * 4);
-        CHECK(std::memcmp(va.data(), vb.data(), va.size() * 4) == 0);
-      }
+      check_same_device_weights(*dst, *reference->device_weights_for_sync());
       std::printf("rank %d (engine TP rank %d): %s shard of %lld elements over %s, equal to the host path's\n", rank,
                   tp.rank, bf16 ? "bf16" : "fp32", static_cast<long long>(dst->numel), ds.transport());
     }
     std::string report;
     CHECK(ds.check_equal(trainer ? &source : nullptr, dst, &report));
-    if (rank == 2) {  // a flipped byte in the follower's shard is caught on every rank
-      unsigned char byte = 0;
-      cuda::copy_to_host(&byte, static_cast<char*>(dst->flat) + 17, 1);
-      byte ^= 0x40;
-      cuda::copy_to_device(static_cast<char*>(dst->flat) + 17, &byte, 1);
-    }
+    if (rank == 2) flip_byte(*dst, 17);  // a flipped byte in the follower's shard is caught on every rank
     CHECK_FALSE(ds.check_equal(trainer ? &source : nullptr, dst, &report));
     CHECK_THAT(report, Catch::Contains("rank 2"));
     // A tensor-parallel trainer (its device weights a shard) takes the host path, on every rank.
