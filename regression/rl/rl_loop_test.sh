@@ -3,7 +3,8 @@
 # the trainer pool alone (--debug-train-only: trainer rank 0 runs slime's SFT rollout), then short GRPO runs in
 # each loop: synchronous (1 trainer rank + 1 rollout rank), asynchronous (--train-async, with TIS since its samples
 # are one weight version old), colocated (2 ranks, both pools, DP=2), disaggregated with 2 engines, and with one
-# tensor-parallel engine over 2 ranks (--rollout-num-gpus-per-engine 2). Each must
+# tensor-parallel engine over 2 ranks (--rollout-num-gpus-per-engine 2); and 4 steps colocated with a TP=2 trainer
+# and one TP=2 engine over the same ranks, every weight sync checked equal. Each must
 # raise the evaluation reward by 3 points and the training reward (last 5 steps over the first 5). (The engine
 # count changes each engine's batches, hence float rounding in the logits, which can flip a rare sampled token:
 # the 1- and 2-engine runs are alike but not bitwise equal.) Then the crash test: the synchronous run again, one
@@ -76,6 +77,17 @@ run_mode two_engines 3 --actor-num-nodes 1 --actor-num-gpus-per-node 1 --rollout
 run_mode tp_engine 3 --actor-num-nodes 1 --actor-num-gpus-per-node 1 --rollout-num-gpus 2 \
   --rollout-num-gpus-per-engine 2 --micro-batch-size 128
 grep -q '1 engine(s) of 2 rank(s)' "$out/tp_engine.log" || { echo "tp_engine: wrong layout"; exit 1; }
+
+# (--make-vocab-size-divisible-by 64: TP=2 pads the vocabulary to 64 x 2, the size the TP=1 SFT reference has.)
+echo "== colocated, one tensor-parallel engine over both ranks (TP=2 trainer, --offload-rollout), 4 steps"
+"${mpi[@]}" -np 2 "$train" "${grpo[@]}" --num-rollout 4 --eval-interval 2 --actor-num-nodes 1 \
+  --actor-num-gpus-per-node 2 --colocate --tensor-model-parallel-size 2 --make-vocab-size-divisible-by 64 \
+  --rollout-num-gpus-per-engine 2 --offload-rollout --micro-batch-size 64 --check-weight-update-equal >"$out/colocate_tp.log" 2>&1 ||
+  { tail -30 "$out/colocate_tp.log"; exit 1; }
+grep -q 'colocated with 1 rollout engine(s) of 2 rank(s)' "$out/colocate_tp.log" || { echo "colocate_tp: wrong layout"; exit 1; }
+[ "$(grep -c "engines hold the trainer's weights" "$out/colocate_tp.log")" = 5 ] ||
+  { echo "colocate_tp: not every sync checked equal"; exit 1; }
+grep '^\[step 3\]' "$out/colocate_tp.log"
 
 echo "== crash and resume"
 crash=(--save "$out/crash" --load "$out/crash" --save-interval 10)

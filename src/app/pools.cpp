@@ -32,8 +32,6 @@ PoolLayout plan_pools(const Args& args, int world_size) {
   p.rollout_ranks = static_cast<int>(args.debug_train_only ? 0 : rollout);
   p.engine_size = static_cast<int>(args.rollout_num_gpus_per_engine);
   p.colocate = args.colocate;
-  SLIME_CHECK(p.engine_size == 1 || !p.colocate, "--rollout-num-gpus-per-engine ", p.engine_size,
-              " with --colocate: tensor-parallel engines run on rollout ranks of their own for now (drop --colocate)");
   SLIME_CHECK(p.rollout_ranks % p.engine_size == 0, "--rollout-num-gpus (", p.rollout_ranks,
               ") must be a multiple of --rollout-num-gpus-per-engine (", p.engine_size, ")");
   if (args.debug_rollout_only) {  // slime: no trainer, every rank an engine

@@ -351,6 +351,7 @@ class RolloutSide {
     generator_.reset();
     router_.reset();
     engine_.reset();
+    follower_runner_.reset();
   }
 
   // A rollout rank other than the leader for one rollout or evaluation: the first rank of an engine serves the
@@ -360,6 +361,7 @@ class RolloutSide {
     if (engine_tp_.rank > 0) {
       if (!follower_runner_) follower_runner_ = rollout::make_model_runner(*engine_model_, engine_config_);
       rollout::follow_engine(*follower_runner_, engine_tp_);
+      release_engine_if_colocated();
       return;
     }
     start_engine();
