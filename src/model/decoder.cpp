@@ -55,7 +55,8 @@ DecoderWeights::DecoderWeights(const ModelConfig& c, const comm::Group& tp, Head
   const int tp_size = tp.size, r = tp.rank;
   SLIME_CHECK(c.padded_vocab_size >= c.vocab_size, "padded vocab size ", c.padded_vocab_size, " < vocab size ",
               c.vocab_size);
-  SLIME_CHECK(c.num_kv_heads % tp_size == 0, "--tensor-model-parallel-size ", tp_size,
+  SLIME_CHECK(c.num_kv_heads % tp_size == 0, "the tensor-parallel size ", tp_size,
+              " (--tensor-model-parallel-size for the trainer, --rollout-num-gpus-per-engine for an engine)",
               " must divide the number of KV heads (num_key_value_heads = ", c.num_kv_heads, ")");
   const int64_t h = c.hidden_size, d = c.head_dim, F = c.intermediate_size, per = c.heads_per_group();
   const int64_t group_rows = (per + 2) * d;  // fused QKV rows of one KV group
