@@ -738,10 +738,12 @@ int run_rl_job(const Args& args, MPI_Comm world) {
 #ifdef SLIME_HAVE_CUDA
     if (device_sync) {
       const auto t0 = std::chrono::steady_clock::now();
+      // The source's weights; with a tensor-parallel trainer every TP rank of its replica brings its shard.
+      const bool tp_source = trainer && groups.dp.rank == 0 && !groups.tp.single();
       std::optional<model::DeviceWeights> source;
-      if (trainer && weight_sync->is_source()) source = trainer->device_weights();
+      if (trainer && (weight_sync->is_source() || tp_source)) source = trainer->device_weights();
       const model::DeviceWeights* engine = rollout ? rollout->engine_device_weights() : nullptr;
-      if (device_sync->sync(source ? &*source : nullptr, engine)) {
+      if (device_sync->sync(source ? &*source : nullptr, engine, tp_source ? &groups.tp : nullptr)) {
         if (rollout) rollout->weights_updated(version, true);
         if (args.check_weight_update_equal) {
           std::string report;

@@ -70,12 +70,13 @@ std::vector<Offer> gather_offers(const Offer& mine, MPI_Comm comm) {
 struct Run {
   int64_t stream, local, count;
 };
-std::vector<Run> layout_runs(const model::ParamRegistry& layout, bool vectors) {
+std::vector<Run> layout_runs(const model::ParamRegistry& layout, bool vectors, bool replicated = true) {
   std::vector<Run> runs;
   int64_t stream = 0, local = 0;
   for (const model::Param& p : layout.all()) {
     if (vectors && p.global_shape.size() != 1) continue;
     for (const model::ShardRun& r : model::shard_runs(p)) {
+      if (!replicated && p.replicated()) break;
       const Run run{stream + r.global, (vectors ? local : p.flat_offset) + r.local, r.count};
       if (run.count == 0) continue;
       if (!runs.empty() && runs.back().stream + runs.back().count == run.stream &&
@@ -203,30 +204,110 @@ const DeviceWeightSync::Plan& DeviceWeightSync::plan_for(const model::DeviceWeig
   return *plan_;
 }
 
-bool DeviceWeightSync::sync(const model::DeviceWeights* source, const model::DeviceWeights* receiver) {
-  // Agree, on every rank, whether the device path can run: the source has the full model's device weights (no
-  // tensor-parallel trainer) and every engine has buffers of the same precision for the same model (its shards of
-  // it, or all of it).
+const model::DeviceWeights* DeviceWeightSync::assemble(const model::DeviceWeights& shard, const comm::Group& tp,
+                                                      bool root) {
+  SLIME_CHECK(shard.layout, "weight sync on the GPU: a tensor-parallel trainer's weights need their layout");
+  const size_t elem = shard.bf16 ? 2 : 4;
+  // Every TP rank's shard (flat, and with bf16 its 1-D parameters in fp32), all-gathered in equal blocks.
+  int64_t sizes[2] = {shard.numel, shard.bf16 ? shard.vector_numel : 0}, max_sizes[2];
+  mpiCheck(MPI_Allreduce(sizes, max_sizes, 2, MPI_INT64_T, MPI_MAX, tp.comm));
+  SLIME_CHECK(max_sizes[0] == sizes[0] && max_sizes[1] == sizes[1], "weight sync on the GPU: the trainer's TP ranks "
+              "hold shards of different sizes (", sizes[0], " here, ", max_sizes[0], " on another)");
+  if (!tp_dc_) tp_dc_ = std::make_unique<comm::DeviceComm>(tp, "trainer tensor-parallel (weight sync)");
+  const int64_t block = (shard.numel * static_cast<int64_t>(elem) + 3) / 4, vblock = sizes[1];  // floats per rank
+  if (!gathered_.defined() || gathered_.numel() < tp.size * (block + vblock))
+    gathered_ = Tensor::empty({tp.size * (block + vblock)}, DType::F32, Device::CUDA);
+  float* flat_blocks = gathered_.data<float>();
+  float* vector_blocks = flat_blocks + tp.size * block;
+  cuda::copy_async(flat_blocks + tp.rank * block, shard.flat, static_cast<size_t>(shard.numel) * elem, nullptr);
+  tp_dc_->all_gather_inplace(flat_blocks, block);
+  if (vblock > 0) {
+    cuda::copy_async(vector_blocks + tp.rank * vblock, gather_vectors(shard), static_cast<size_t>(vblock) * 4,
+                     nullptr);
+    tp_dc_->all_gather_inplace(vector_blocks, vblock);
+  }
+  // Each rank's runs of the stream (replicated parameters from TP rank 0 only) to the root, once.
+  auto runs_of = [&](bool vectors) {
+    std::vector<Run> runs;
+    for (const Run& r : layout_runs(*shard.layout, vectors, /*replicated=*/tp.rank == 0)) runs.push_back(r);
+    return runs;
+  };
+  if (!assembly_) {
+    assembly_ = std::make_unique<Assembly>();
+    for (int part = 0; part < 2; ++part) {
+      const std::vector<Run> mine = runs_of(part == 1);
+      const int count = static_cast<int>(mine.size() * 3);
+      std::vector<int> counts(root ? tp.size : 0), displs(root ? tp.size : 0);
+      mpiCheck(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, tp.comm));
+      std::vector<Run> all;
+      if (root) {
+        int total = 0;
+        for (int r = 0; r < tp.size; ++r) displs[r] = total, total += counts[r];
+        all.resize(static_cast<size_t>(total) / 3);
+      }
+      mpiCheck(MPI_Gatherv(mine.data(), count, MPI_INT64_T, all.data(), counts.data(), displs.data(), MPI_INT64_T, 0,
+                           tp.comm));
+      if (!root) continue;
+      // Rank r's runs read its block of the gathered buffer (local offsets there) and write the stream.
+      const int64_t stride = part == 0 ? block * 4 / static_cast<int64_t>(elem) : vblock;  // elements per block
+      std::vector<DeviceWeightSync::Copy>& copies = part == 0 ? assembly_->flat : assembly_->vectors;
+      size_t at = 0;
+      for (int r = 0; r < tp.size; ++r)
+        for (int i = 0; i < counts[r] / 3; ++i, ++at)
+          add_piece(copies, r * stride + all[at].local, all[at].stream, all[at].count);
+    }
+  }
+  if (!root) return nullptr;
+  // The whole model on the root, laid out as the stream: what a TP=1 trainer's buffers hold.
+  const auto [numel, vector_numel] = full_numels(*shard.layout);
+  if (!whole_flat_.defined() || whole_flat_.nbytes() < static_cast<size_t>(numel) * elem)
+    whole_flat_ = Tensor::empty({numel * static_cast<int64_t>(elem)}, DType::U8, Device::CUDA);
+  run_copies(assembly_->flat, flat_blocks, whole_flat_.raw(), elem);
+  whole_ = model::DeviceWeights{};
+  whole_.bf16 = shard.bf16;
+  whole_.flat = whole_flat_.raw();
+  whole_.numel = numel;
+  if (shard.bf16) {
+    if (!whole_vectors_.defined() || whole_vectors_.numel() < vector_numel)
+      whole_vectors_ = Tensor::empty({std::max<int64_t>(vector_numel, 1)}, DType::F32, Device::CUDA);
+    run_copies(assembly_->vectors, vector_blocks, whole_vectors_.raw(), 4);
+    whole_.vectors = whole_vectors_.data<float>();
+    whole_.vector_numel = vector_numel;
+  }
+  return &whole_;
+}
+
+bool DeviceWeightSync::sync(const model::DeviceWeights* source, const model::DeviceWeights* receiver,
+                            const comm::Group* trainer_tp) {
+  // Agree, on every rank, whether the device path can run: the source has the model's device weights (all of it, or
+  // its shards with every other trainer TP rank of its replica contributing theirs) and every engine has buffers of
+  // the same precision for the same model (its shards of it, or all of it).
+  const bool tp_trainer = trainer_tp && !trainer_tp->single() && source;
   Offer mine;
-  if (is_source_) {
+  if (is_source_ || tp_trainer) {
     mine = offer_of(source);
-    if (mine.sharded) mine = Offer{};
+    if (mine.sharded && !tp_trainer) mine = Offer{};
   }
   if (is_receiver_) {
     const Offer engine = offer_of(receiver);
     if (!is_source_) mine = engine;
-    else if (!receiver || !same_buffers(mine, engine) || engine.sharded) mine = Offer{};  // colocated: the same buffers
+    else if (!receiver || !same_buffers(mine, engine) || engine.sharded || mine.sharded)
+      mine = Offer{};  // colocated: the same (whole) buffers
   }
-  mine.role = (is_source_ ? 1 : 0) | (is_receiver_ ? 2 : 0);
+  mine.role = (is_source_ ? 1 : 0) | (is_receiver_ ? 2 : 0) | (tp_trainer && !is_source_ ? 4 : 0);
   const std::vector<Offer> all = gather_offers(mine, comm_);
   const auto src = std::find_if(all.begin(), all.end(), [](const Offer& o) { return o.role & 1; });
   SLIME_CHECK(src != all.end(), "weight sync on the GPU: no rank is the source");
   bool ok = src->mode != 0;
   for (const Offer& o : all)
-    if (o.role & 2) ok = ok && same_buffers(o, *src);
+    if (o.role & 6) ok = ok && same_buffers(o, *src);  // engines, and the source's TP peers
   if (!ok) return false;
 
   bytes_ = 0;
+  // A tensor-parallel trainer: its replica's TP ranks gather their shards to the source, which lays out the whole
+  // model (assemble); the peers are done then.
+  const model::DeviceWeights* whole = source;
+  if (tp_trainer && offer_of(source).sharded) whole = assemble(*source, *trainer_tp, is_source_);
   if (bcast_ == MPI_COMM_NULL) return true;  // neither source nor engine: nothing to move here
   if (!dc_) {
     comm::Group group{bcast_, comm::rank(bcast_), comm::size(bcast_)};
@@ -244,7 +325,7 @@ bool DeviceWeightSync::sync(const model::DeviceWeights* source, const model::Dev
     if (!staging_.defined() || staging_.numel() < bytes) staging_ = Tensor::empty({bytes}, DType::U8, Device::CUDA);
   }
   // The flat weights, bucket by bucket, straight from the source's buffer into the engines' (or their staging).
-  char* flat = static_cast<char*>(is_source_ ? source->flat : receiver->flat);
+  char* flat = static_cast<char*>(is_source_ ? whole->flat : receiver->flat);
   if (colocated) cuda::copy_async(receiver->flat, source->flat, src->numel * elem, nullptr);
   for (int64_t off = 0, k = 0; off < src->numel; off += bucket, ++k) {
     const size_t bytes = static_cast<size_t>(std::min(bucket, src->numel - off)) * elem;
@@ -253,7 +334,7 @@ bool DeviceWeightSync::sync(const model::DeviceWeights* source, const model::Dev
   }
   // bf16: the 1-D parameters in fp32.
   if (src->mode == 2 && src->vector_numel > 0) {
-    float* vectors = is_source_ ? gather_vectors(*source) : receiver->vectors;
+    float* vectors = is_source_ ? (whole == source ? gather_vectors(*source) : whole->vectors) : receiver->vectors;
     if (colocated) cuda::copy_async(receiver->vectors, vectors, src->vector_numel * 4, nullptr);
     for (int64_t off = 0, k = 0; off < src->vector_numel; off += vector_bucket, ++k) {
       const size_t bytes = static_cast<size_t>(std::min(vector_bucket, src->vector_numel - off)) * 4;
@@ -302,12 +383,14 @@ bool DeviceWeightSync::check_equal(const model::DeviceWeights* source, const mod
   };
   int differ = -1;
   if (me == root) {
+    if (source && offer_of(source).sharded) source = whole_.flat ? &whole_ : nullptr;  // what the last sync sent
     const size_t elem = source && source->bf16 ? 2 : 4;
     std::vector<unsigned char> flat, vectors;
     if (source) {
       flat = to_host(source->flat, static_cast<size_t>(source->numel) * elem);
       if (source->bf16 && source->vector_numel > 0)
-        vectors = to_host(gather_vectors(*source), static_cast<size_t>(source->vector_numel) * 4);
+        vectors = to_host(source == &whole_ ? whole_.vectors : gather_vectors(*source),
+                          static_cast<size_t>(source->vector_numel) * 4);
     }
     for (int r = 0; r < size; ++r) {
       if (!all[3 * r + 2]) continue;

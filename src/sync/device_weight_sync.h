@@ -16,8 +16,12 @@
 // (the rows of a column-parallel shard are one strided copy), planned once from the layout. Nothing is sent twice:
 // every engine rank receives the whole stream, as the host path's receivers do.
 //
+// A tensor-parallel trainer: the TP ranks of the source's replica all-gather their shards over the GPU (DeviceComm
+// over the TP group) and the source copies them, a rectangle per piece, into one buffer of the whole model, which it
+// then broadcasts as a TP=1 trainer's. Replicated parameters come from TP rank 0.
+//
 // The device path runs only when every engine can take it: a GPU engine of the trainer's precision for the same
-// model, and a trainer whose device weights are the whole model (tensor-parallel trainers take the host path). Else
+// model (and, with a tensor-parallel trainer, device weights on every TP rank of the source's replica). Else
 // sync() returns false on every rank and the caller takes the host path (sync/weight_sync.h). This path does not
 // update the engines' host models.
 #pragma once
@@ -44,9 +48,12 @@ class DeviceWeightSync {
   DeviceWeightSync& operator=(const DeviceWeightSync&) = delete;
 
   // Collective over comm. source: the trainer's weights on the source rank (null elsewhere, or when they are not on
-  // a GPU); receiver: the engine's buffers on receiver ranks (null when the engine is not on a GPU). Returns whether
-  // the weights went over the device path (the same on every rank).
-  bool sync(const model::DeviceWeights* source, const model::DeviceWeights* receiver);
+  // a GPU); receiver: the engine's buffers on receiver ranks (null when the engine is not on a GPU). A
+  // tensor-parallel trainer: every TP rank of the source's replica passes its shard as `source` and the TP group as
+  // trainer_tp; they all-gather their shards on the GPU and the source lays out the whole model before the
+  // broadcast. Returns whether the weights went over the device path (the same on every rank).
+  bool sync(const model::DeviceWeights* source, const model::DeviceWeights* receiver,
+            const comm::Group* trainer_tp = nullptr);
 
   // --check-weight-update-equal after a device sync. Collective over comm: a hash of the bytes every engine holds
   // against the source's. Returns the same answer on every rank; `report` names the first engine that differs.
@@ -56,8 +63,8 @@ class DeviceWeightSync {
   const char* transport() const { return dc_ ? dc_->transport_name() : "none"; }
   int64_t bytes_sent() const { return bytes_; }  // by the last sync
 
-  // A tensor-parallel engine's copy out of a bucket of the stream into its buffer: `height` rows of `width`
-  // elements, row r at src + r * src_pitch in the bucket and at dst + r * dst_pitch in the buffer.
+  // A copy of `height` rows of `width` elements, row r from src + r * src_pitch to dst + r * dst_pitch: a
+  // tensor-parallel engine's piece of a bucket of the stream, or a trainer TP rank's piece of the whole model.
   struct Copy {
     int64_t src, dst, width, height, src_pitch, dst_pitch;
   };
@@ -69,6 +76,12 @@ class DeviceWeightSync {
 
   // The source's 1-D parameters gathered from its fp32 master into vectors_; returns them.
   float* gather_vectors(const model::DeviceWeights& source);
+  // A tensor-parallel trainer's shards all-gathered over `tp` and, on the root (the source), copied into the whole
+  // model's buffers (the stream's layout); returns them there, null on the other TP ranks.
+  const model::DeviceWeights* assemble(const model::DeviceWeights& shard, const comm::Group& tp, bool root);
+  struct Assembly {  // the root's copies out of the gathered shards into the whole model
+    std::vector<Copy> flat, vectors;
+  };
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   MPI_Comm bcast_ = MPI_COMM_NULL;
@@ -78,6 +91,11 @@ class DeviceWeightSync {
   Tensor vectors_;                        // source, bf16: the 1-D parameters in fp32
   Tensor staging_;                        // an engine holding shards: the bucket in flight
   std::unique_ptr<Plan> plan_;
+  // A tensor-parallel trainer: its TP collectives, every rank's shard, and (source) the whole model it lays out.
+  std::unique_ptr<comm::DeviceComm> tp_dc_;
+  Tensor gathered_, whole_flat_, whole_vectors_;
+  std::unique_ptr<Assembly> assembly_;
+  model::DeviceWeights whole_;
   int64_t bytes_ = 0;
 };
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "comm/device_comm.h"
 #include "comm/mpi_utils.h"
 #include "kernels/cuda/device.h"
 #include "model/cuda_decoder.h"
@@ -217,4 +218,59 @@ TEST_CASE("weights go into a tensor-parallel GPU engine: each rank's shards cut 
     }
   }
   if (engine_comm != MPI_COMM_NULL) MPI_Comm_free(&engine_comm);
+}
+
+TEST_CASE("a tensor-parallel trainer's shards are gathered on the GPU and sent whole") {
+  if (cuda::device_count() == 0) return;
+  const int rank = comm::rank(MPI_COMM_WORLD), size = comm::size(MPI_COMM_WORLD);
+  if (size != 3) {
+    WARN("a TP=2 trainer and an engine need 3 ranks (mpirun -np 3): skipped");
+    return;
+  }
+  cuda::init_local_device();
+  const bool trainer = rank < 2, receiver = rank == 2;
+  // Ranks 0 and 1: the trainer, tensor parallel (its replica's TP group); rank 2: an engine of the whole model.
+  MPI_Comm tp_comm = MPI_COMM_NULL;
+  mpiCheck(MPI_Comm_split(MPI_COMM_WORLD, trainer ? 0 : MPI_UNDEFINED, rank, &tp_comm));
+  const comm::Group tp = trainer ? comm::Group{tp_comm, rank, 2} : comm::Group{};
+  std::unique_ptr<comm::DeviceComm> tp_device = trainer ? std::make_unique<comm::DeviceComm>(tp, "test TP") : nullptr;
+  const uint64_t seed = 31337;
+  for (bool bf16 : {true, false}) {
+    INFO((bf16 ? "bf16" : "fp32") << ", rank " << rank);
+    const model::ModelConfig c = config_of(bf16, 2);
+    std::unique_ptr<model::CudaDecoder> gpu;
+    model::DeviceWeights source;
+    if (trainer) {
+      model::Decoder host(c, tp);
+      model::init_random(c, host.params(), seed, 0.05f);  // this rank's shard of the same values
+      model::CudaDecoderOptions o;
+      o.precision = bf16 ? cuda::Precision::BF16 : cuda::Precision::F32;
+      gpu = std::make_unique<model::CudaDecoder>(c, o, tp, tp_device.get());
+      gpu->upload(host.params());
+      source = gpu->device_weights();
+    }
+    model::Decoder engine_model(c);
+    std::unique_ptr<rollout::Engine> engine;
+    if (receiver) engine = std::make_unique<rollout::Engine>(engine_model, engine_config(false));
+    sync::WeightSync ws(MPI_COMM_WORLD, trainer, receiver, 1 << 20, trainer ? rank : -1);
+    sync::DeviceWeightSync ds(MPI_COMM_WORLD, ws.bcast_comm(), ws.is_source(), receiver, 4096 + 6);
+    const model::DeviceWeights* dst = receiver ? engine->runner().device_weights_for_sync() : nullptr;
+    REQUIRE(ds.sync(trainer ? &source : nullptr, dst, trainer ? &tp : nullptr));
+    if (receiver) {
+      model::Decoder ref_model(c);
+      model::init_random(c, ref_model.params(), seed, 0.05f);
+      rollout::Engine reference(ref_model, engine_config(false));
+      check_same_device_weights(*dst, *reference.runner().device_weights_for_sync());
+      std::printf("rank %d: %s weights of a TP=2 trainer over %s, %lld bytes, equal to the host path's\n", rank,
+                  bf16 ? "bf16" : "fp32", ds.transport(), static_cast<long long>(ds.bytes_sent()));
+    }
+    std::string report;
+    CHECK(ds.check_equal(ws.is_source() ? &source : nullptr, dst, &report));
+    if (receiver) flip_byte(*dst, 3);
+    CHECK_FALSE(ds.check_equal(ws.is_source() ? &source : nullptr, dst, &report));
+    // Without the TP group the source's shard is not the whole model: every rank falls back.
+    CHECK_FALSE(ds.sync(ws.is_source() ? &source : nullptr, dst));
+  }
+  tp_device.reset();
+  if (tp_comm != MPI_COMM_NULL) MPI_Comm_free(&tp_comm);
 }
