@@ -90,6 +90,25 @@ void flip_byte(const model::DeviceWeights& w, size_t at) {
   cuda::copy_to_device(static_cast<char*>(w.flat) + at, &byte, 1);
 }
 
+// The 3-rank cases need a GPU and exactly 3 ranks (a WARN says why they skip otherwise); binds the GPU.
+bool three_ranks_with_gpu(const char* what) {
+  if (cuda::device_count() == 0) return false;
+  if (comm::size(MPI_COMM_WORLD) != 3) {
+    WARN(what << " need 3 ranks (mpirun -np 3): skipped");
+    return false;
+  }
+  cuda::init_local_device();
+  return true;
+}
+
+// A group of the two ranks first, first + 1 of MPI_COMM_WORLD (collective; `member` on exactly those two); its
+// communicator goes to *comm (MPI_COMM_NULL elsewhere).
+comm::Group pair_group(bool member, int first, MPI_Comm* comm) {
+  const int rank = comm::rank(MPI_COMM_WORLD);
+  mpiCheck(MPI_Comm_split(MPI_COMM_WORLD, member ? 0 : MPI_UNDEFINED, rank, comm));
+  return member ? comm::Group{*comm, rank - first, 2} : comm::Group{};
+}
+
 }  // namespace
 
 TEST_CASE("weights go from the trainer's GPU buffers into the engines' (device path), equal to the host path") {
@@ -156,18 +175,12 @@ TEST_CASE("weights go from the trainer's GPU buffers into the engines' (device p
 }
 
 TEST_CASE("weights go into a tensor-parallel GPU engine: each rank's shards cut out of the stream on the GPU") {
-  if (cuda::device_count() == 0) return;
-  const int rank = comm::rank(MPI_COMM_WORLD), size = comm::size(MPI_COMM_WORLD);
-  if (size != 3) {
-    WARN("a trainer and a TP=2 engine need 3 ranks (mpirun -np 3): skipped");
-    return;
-  }
-  cuda::init_local_device();
+  if (!three_ranks_with_gpu("a trainer and a TP=2 engine")) return;
+  const int rank = comm::rank(MPI_COMM_WORLD);
   const bool trainer = rank == 0, receiver = rank > 0;
   // Ranks 1 and 2: one engine, tensor parallel.
   MPI_Comm engine_comm = MPI_COMM_NULL;
-  mpiCheck(MPI_Comm_split(MPI_COMM_WORLD, receiver ? 0 : MPI_UNDEFINED, rank, &engine_comm));
-  const comm::Group tp = receiver ? comm::Group{engine_comm, rank - 1, 2} : comm::Group{};
+  const comm::Group tp = pair_group(receiver, 1, &engine_comm);
   const uint64_t seed = 777;
   for (bool bf16 : {true, false}) {
     INFO((bf16 ? "bf16" : "fp32") << ", rank " << rank);
@@ -221,18 +234,12 @@ TEST_CASE("weights go into a tensor-parallel GPU engine: each rank's shards cut 
 }
 
 TEST_CASE("a tensor-parallel trainer's shards are gathered on the GPU and sent whole") {
-  if (cuda::device_count() == 0) return;
-  const int rank = comm::rank(MPI_COMM_WORLD), size = comm::size(MPI_COMM_WORLD);
-  if (size != 3) {
-    WARN("a TP=2 trainer and an engine need 3 ranks (mpirun -np 3): skipped");
-    return;
-  }
-  cuda::init_local_device();
+  if (!three_ranks_with_gpu("a TP=2 trainer and an engine")) return;
+  const int rank = comm::rank(MPI_COMM_WORLD);
   const bool trainer = rank < 2, receiver = rank == 2;
   // Ranks 0 and 1: the trainer, tensor parallel (its replica's TP group); rank 2: an engine of the whole model.
   MPI_Comm tp_comm = MPI_COMM_NULL;
-  mpiCheck(MPI_Comm_split(MPI_COMM_WORLD, trainer ? 0 : MPI_UNDEFINED, rank, &tp_comm));
-  const comm::Group tp = trainer ? comm::Group{tp_comm, rank, 2} : comm::Group{};
+  const comm::Group tp = pair_group(trainer, 0, &tp_comm);
   std::unique_ptr<comm::DeviceComm> tp_device = trainer ? std::make_unique<comm::DeviceComm>(tp, "test TP") : nullptr;
   const uint64_t seed = 31337;
   for (bool bf16 : {true, false}) {
