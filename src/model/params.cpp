@@ -109,4 +109,32 @@ void insert_shard(const Param& p, const Tensor& local, Tensor& global) {
   for (const ShardRun& r : shard_runs(p)) std::memcpy(dst + r.global, src + r.local, r.count * sizeof(float));
 }
 
+std::vector<StreamRun> stream_runs(const ParamRegistry& params, bool include_replicated, StreamPart part) {
+  std::vector<StreamRun> runs;
+  int64_t stream = 0, packed = 0;  // packed: the 1-D parameters' local elements so far (StreamPart::Vectors)
+  for (const Param& p : params.all()) {
+    if (part == StreamPart::Vectors && p.global_shape.size() != 1) continue;
+    const int64_t base = part == StreamPart::Vectors ? packed : p.flat_offset;
+    for (const ShardRun& r : shard_runs(p)) {
+      packed += r.count;
+      if ((p.replicated() && !include_replicated) || r.count == 0) continue;
+      const StreamRun run{stream + r.global, base + r.local, r.count};
+      if (!runs.empty() && runs.back().stream + runs.back().count == run.stream &&
+          runs.back().local + runs.back().count == run.local)
+        runs.back().count += run.count;
+      else
+        runs.push_back(run);
+    }
+    stream += shape_numel(p.global_shape);
+  }
+  return runs;
+}
+
+int64_t stream_numel(const ParamRegistry& params, StreamPart part) {
+  int64_t n = 0;
+  for (const Param& p : params.all())
+    if (part == StreamPart::All || p.global_shape.size() == 1) n += shape_numel(p.global_shape);
+  return n;
+}
+
 }  // namespace slime::model

@@ -85,6 +85,23 @@ struct ShardRun {
 };
 std::vector<ShardRun> shard_runs(const Param& param);
 
+// Weight sync's "stream": the full (TP=1) tensors of a model's parameters in registration order, back to back. A
+// stream run says that elements [stream, stream + count) of it sit at [local, local + count) of this rank's buffer.
+// StreamPart::All covers every parameter, local being the registry's flat offsets; StreamPart::Vectors only the 1-D
+// parameters (norm weights, biases), the stream being their full tensors back to back and local their shards back to
+// back (the GPU engines' fp32 vector buffer). Runs come in stream order; adjacent ones merge.
+struct StreamRun {
+  int64_t stream;
+  int64_t local;
+  int64_t count;
+};
+enum class StreamPart { All, Vectors };
+// The runs of this rank's shards; replicated parameters only when include_replicated.
+std::vector<StreamRun> stream_runs(const ParamRegistry& params, bool include_replicated,
+                                   StreamPart part = StreamPart::All);
+// Elements of the stream.
+int64_t stream_numel(const ParamRegistry& params, StreamPart part = StreamPart::All);
+
 // Copies this rank's shard out of a full tensor (fp32, global shape) and back.
 void extract_shard(const Param& param, const Tensor& global, Tensor& local);
 void insert_shard(const Param& param, const Tensor& local, Tensor& global);

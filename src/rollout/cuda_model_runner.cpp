@@ -448,9 +448,7 @@ void CudaModelRunner::enqueue_forward(const Step& s) {
                b.logits_slices + tp_.rank * S * Vl, st);
     tp_comm_->all_gather_inplace(b.logits_slices, S * Vl, st);
     for (int r = 0; r < tp_.size; ++r)
-      check(cudaMemcpy2DAsync(b.logits + r * Vl, V * 4, b.logits_slices + r * S * Vl, Vl * 4, Vl * 4, S,
-                              cudaMemcpyDeviceToDevice, st),
-            "logit slices");
+      cuda::copy_2d_async(b.logits + r * Vl, V * 4, b.logits_slices + r * S * Vl, Vl * 4, Vl * 4, S, st);
   }
   cuda::sample_tokens(b.logits, S, V, mc_.vocab_size, b.sampling, b.out_tokens, b.out_logprobs, st);
 }

@@ -28,15 +28,12 @@ struct Offer {
   int64_t sharded = 0;  // holds tensor-parallel shards (cut out of the stream)
 };
 
+using model::StreamPart;
+using Run = model::StreamRun;
+
 // The full tensors' elements: of every parameter, and of the 1-D ones.
 std::pair<int64_t, int64_t> full_numels(const model::ParamRegistry& layout) {
-  int64_t all = 0, vectors = 0;
-  for (const model::Param& p : layout.all()) {
-    const int64_t n = shape_numel(p.global_shape);
-    all += n;
-    if (p.global_shape.size() == 1) vectors += n;
-  }
-  return {all, vectors};
+  return {model::stream_numel(layout), model::stream_numel(layout, StreamPart::Vectors)};
 }
 
 Offer offer_of(const model::DeviceWeights* w) {
@@ -63,32 +60,6 @@ std::vector<Offer> gather_offers(const Offer& mine, MPI_Comm comm) {
   std::vector<Offer> all(comm::size(comm));
   mpiCheck(MPI_Allgather(&mine, sizeof(Offer), MPI_BYTE, all.data(), sizeof(Offer), MPI_BYTE, comm));
   return all;
-}
-
-// [stream, local, count) runs of a layout's shards, in stream order: of the flat buffer (every parameter at its
-// flat offset), or of the vectors (the 1-D parameters back to back). Adjacent runs merge.
-struct Run {
-  int64_t stream, local, count;
-};
-std::vector<Run> layout_runs(const model::ParamRegistry& layout, bool vectors, bool replicated = true) {
-  std::vector<Run> runs;
-  int64_t stream = 0, local = 0;
-  for (const model::Param& p : layout.all()) {
-    if (vectors && p.global_shape.size() != 1) continue;
-    for (const model::ShardRun& r : model::shard_runs(p)) {
-      if (!replicated && p.replicated()) break;
-      const Run run{stream + r.global, (vectors ? local : p.flat_offset) + r.local, r.count};
-      if (run.count == 0) continue;
-      if (!runs.empty() && runs.back().stream + runs.back().count == run.stream &&
-          runs.back().local + runs.back().count == run.local)
-        runs.back().count += run.count;
-      else
-        runs.push_back(run);
-    }
-    stream += shape_numel(p.global_shape);
-    local += p.value.numel();
-  }
-  return runs;
 }
 
 // FNV-1a over the bytes of host memory.
@@ -198,8 +169,10 @@ const DeviceWeightSync::Plan& DeviceWeightSync::plan_for(const model::DeviceWeig
     plan_->layout = receiver.layout;
     plan_->bucket = bucket;
     plan_->vector_bucket = vector_bucket;
-    plan_->flat = plan_copies(layout_runs(*receiver.layout, false), bucket, numel);
-    if (vector_numel > 0) plan_->vectors = plan_copies(layout_runs(*receiver.layout, true), vector_bucket, vector_numel);
+    plan_->flat = plan_copies(model::stream_runs(*receiver.layout, true), bucket, numel);
+    if (vector_numel > 0)
+      plan_->vectors =
+          plan_copies(model::stream_runs(*receiver.layout, true, StreamPart::Vectors), vector_bucket, vector_numel);
   }
   return *plan_;
 }
@@ -227,15 +200,11 @@ const model::DeviceWeights* DeviceWeightSync::assemble(const model::DeviceWeight
     tp_dc_->all_gather_inplace(vector_blocks, vblock);
   }
   // Each rank's runs of the stream (replicated parameters from TP rank 0 only) to the root, once.
-  auto runs_of = [&](bool vectors) {
-    std::vector<Run> runs;
-    for (const Run& r : layout_runs(*shard.layout, vectors, /*replicated=*/tp.rank == 0)) runs.push_back(r);
-    return runs;
-  };
   if (!assembly_) {
     assembly_ = std::make_unique<Assembly>();
     for (int part = 0; part < 2; ++part) {
-      const std::vector<Run> mine = runs_of(part == 1);
+      const std::vector<Run> mine = model::stream_runs(*shard.layout, /*include_replicated=*/tp.rank == 0,
+                                                       part == 1 ? StreamPart::Vectors : StreamPart::All);
       const int count = static_cast<int>(mine.size() * 3);
       std::vector<int> counts(root ? tp.size : 0), displs(root ? tp.size : 0);
       mpiCheck(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, tp.comm));
@@ -357,8 +326,8 @@ bool DeviceWeightSync::check_equal(const model::DeviceWeights* source, const mod
   if (is_receiver_ && receiver) {
     const size_t elem = receiver->bf16 ? 2 : 4;
     if (receiver->layout) {
-      flat_runs = layout_runs(*receiver->layout, false);
-      if (receiver->bf16) vector_runs = layout_runs(*receiver->layout, true);
+      flat_runs = model::stream_runs(*receiver->layout, true);
+      if (receiver->bf16) vector_runs = model::stream_runs(*receiver->layout, true, StreamPart::Vectors);
     } else {
       flat_runs.push_back(Run{0, 0, receiver->numel});
       if (receiver->bf16 && receiver->vector_numel > 0) vector_runs.push_back(Run{0, 0, receiver->vector_numel});
@@ -408,10 +377,13 @@ bool DeviceWeightSync::check_equal(const model::DeviceWeights* source, const mod
         part.resize(static_cast<size_t>(count) / 3);
         mpiCheck(MPI_Recv(part.data(), count, MPI_INT64_T, r, 0, comm_, MPI_STATUS_IGNORE));
       }
-      bool fits = !flat.empty();
-      for (const Run& run : runs[0]) fits = fits && (run.stream + run.count) * static_cast<int64_t>(elem) <=
-                                                        static_cast<int64_t>(flat.size());
-      for (const Run& run : runs[1]) fits = fits && (run.stream + run.count) * 4 <= static_cast<int64_t>(vectors.size());
+      // The engine's runs must lie inside what the source holds.
+      auto inside = [](const std::vector<Run>& part, size_t elem_bytes, size_t bytes) {
+        for (const Run& run : part)
+          if (static_cast<size_t>(run.stream + run.count) * elem_bytes > bytes) return false;
+        return true;
+      };
+      const bool fits = !flat.empty() && inside(runs[0], elem, flat.size()) && inside(runs[1], 4, vectors.size());
       uint64_t want = 0;
       if (fits) {
         want = hash_runs(flat, runs[0], elem, true, kFnvBasis);

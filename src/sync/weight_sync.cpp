@@ -19,41 +19,9 @@ namespace {
 using model::Param;
 using model::ParamRegistry;
 
-struct StreamRun {
-  int64_t stream;  // first element in the stream
-  int64_t local;   // first element in the rank's flat value buffer
-  int64_t count;
-};
-
-// The stream runs of this rank's shards. Replicated parameters are listed only when include_replicated (a
-// trainer's TP rank 0 sends them; every receiver takes them). Adjacent runs are merged: with TP=1 the whole model
-// is one run (stream offset == flat offset).
-std::vector<StreamRun> stream_runs(const ParamRegistry& params, bool include_replicated) {
-  std::vector<StreamRun> runs;
-  int64_t offset = 0;
-  for (const Param& p : params.all()) {
-    if (!p.replicated() || include_replicated) {
-      for (const model::ShardRun& r : model::shard_runs(p)) {
-        StreamRun run{offset + r.global, p.flat_offset + r.local, r.count};
-        if (run.count == 0) continue;
-        if (!runs.empty() && runs.back().stream + runs.back().count == run.stream &&
-            runs.back().local + runs.back().count == run.local) {
-          runs.back().count += run.count;
-        } else {
-          runs.push_back(run);
-        }
-      }
-    }
-    offset += shape_numel(p.global_shape);
-  }
-  return runs;
-}
-
-int64_t stream_numel(const ParamRegistry& params) {
-  int64_t n = 0;
-  for (const Param& p : params.all()) n += shape_numel(p.global_shape);
-  return n;
-}
+using model::StreamRun;
+using model::stream_numel;
+using model::stream_runs;
 
 // Calls fn(stream, local, count) for the parts of the runs that fall in [begin, end). `cursor` skips the runs that
 // end before `begin`; buckets must be visited in increasing order.
