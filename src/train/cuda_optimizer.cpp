@@ -94,8 +94,9 @@ OptimizerStepResult CudaDistributedOptimizer::step(double lr, double weight_deca
   const GradClipDecision clip = decide_grad_clip(groups_.pool.sum(local), clip_grad_);
   OptimizerStepResult result{clip.grad_norm, !clip.finite, clip.coefficient};
   if (clip.finite) {
-    if (clip.coefficient < 1.0 && hi_ > lo_)
-      cuda::scale_inplace(grads + lo_, static_cast<float>(clip.coefficient), hi_ - lo_, nullptr);
+    // The clipping scale is folded into AdamW's pass (the CPU path scales the gradients in place first: the same
+    // fp32 product), which saves a read and a write of every gradient.
+    const float grad_scale = clip.coefficient < 1.0 ? static_cast<float>(clip.coefficient) : 1.0f;
     ++step_count_;
     std::vector<cuda::AdamWTensor> tensors;
     tensors.reserve(pieces_.size());
@@ -106,7 +107,7 @@ OptimizerStepResult CudaDistributedOptimizer::step(double lr, double weight_deca
                                           bf16 ? bf16 + p.begin * 2 : nullptr, p.end - p.begin,
                                           p.no_decay ? 0.0 : weight_decay});
     if (!tensors.empty())
-      cuda::adamw_step(tensors, step_count_, config_.beta1, config_.beta2, config_.eps, lr, nullptr);
+      cuda::adamw_step(tensors, step_count_, config_.beta1, config_.beta2, config_.eps, lr, nullptr, grad_scale);
     cuda::profile_mark("optimizer: adamw");
     if (dp_) {
       dp_->all_gather_inplace(values, shard_);

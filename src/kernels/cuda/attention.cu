@@ -21,12 +21,19 @@
 //   The workspace is a file-static device buffer grown on demand (cudaMalloc; growing synchronizes the stream once)
 //   and zeroed with cudaMemsetAsync on the caller's stream: use attention_backward from one stream at a time.
 //
+// On Hopper GPUs the bf16 forward and backward run attention_sm90.cu's warpgroup (wgmma) kernels instead, when the
+// build carries them (set_attention_kernels in ops.h chooses).
+//
 // F32 (any head_dim up to 256): the plain reference path, one warp per (token, head) for the forward and dq, one warp
 // per (key token, KV group) for dk and dv; every sum runs in a fixed order (deterministic, no atomics).
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <utility>
 
+#include "kernels/cuda/attention_sm90.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/ops.h"
@@ -612,7 +619,38 @@ dim3 f32_grid(int64_t max_seqlen, int64_t heads, int64_t sequences) {
               static_cast<unsigned>(sequences));
 }
 
+std::atomic<AttentionKernels> g_kernels{AttentionKernels::Auto};
+
+// Auto's choice: the environment's override, else Hopper on a compute-capability 9.0 device of a build that has them.
+AttentionKernels resolve_auto() {
+  static const AttentionKernels from_env = [] {
+    const char* env = std::getenv("SLIME_ATTENTION_KERNELS");
+    if (!env || !*env) return AttentionKernels::Auto;
+    if (std::strcmp(env, "portable") == 0) return AttentionKernels::Portable;
+    if (std::strcmp(env, "hopper") == 0) return AttentionKernels::Hopper;
+    throw_error(cat("SLIME_ATTENTION_KERNELS=", env, ": expected portable or hopper"));
+  }();
+  if (from_env != AttentionKernels::Auto) return from_env;
+  if (!sm90::built()) return AttentionKernels::Portable;
+  int device = 0, major = 0, minor = 0;
+  cudaCheck(cudaGetDevice(&device));
+  cudaCheck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  cudaCheck(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return major == 9 && minor == 0 ? AttentionKernels::Hopper : AttentionKernels::Portable;
+}
+
+bool use_hopper() {
+  const AttentionKernels k = g_kernels.load(std::memory_order_relaxed);
+  return (k == AttentionKernels::Auto ? resolve_auto() : k) == AttentionKernels::Hopper;
+}
+
 }  // namespace
+
+void set_attention_kernels(AttentionKernels kernels) { g_kernels.store(kernels, std::memory_order_relaxed); }
+
+AttentionKernels attention_kernels_in_use() {
+  return use_hopper() ? AttentionKernels::Hopper : AttentionKernels::Portable;
+}
 
 // ----------------------------------------------------------------------------------------------------------------
 // launchers
@@ -632,6 +670,11 @@ void attention_forward(Precision precision, const void* q, const void* k, const 
   }
   for (auto [name, p] : {std::pair<const char*, const void*>{"q", q}, {"k", k}, {"v", v}, {"out", out}})
     check_aligned("attention_forward", name, p);
+  if (use_hopper()) {
+    sm90::attention_forward(q, k, v, cu_seqlens, tokens, sequences, max_seqlen, heads, groups, head_dim, scale, out,
+                            lse, stream);
+    return;
+  }
   if (head_dim == 64)
     forward_bf16<64>(q, k, v, cu_seqlens, tokens, sequences, max_seqlen, heads, groups, scale, out, lse, stream);
   else
@@ -685,7 +728,10 @@ void attention_backward(Precision precision, const void* q, const void* k, const
       static_cast<const bf16*>(out), static_cast<const bf16*>(dout), delta, tokens, static_cast<int>(heads),
       static_cast<int>(head_dim));
   cudaCheckLaunch("attention_delta_kernel");
-  if (head_dim == 64)
+  if (use_hopper())
+    sm90::attention_backward(q, k, v, lse, delta, dout, cu_seqlens, tokens, sequences, max_seqlen, heads, groups,
+                             head_dim, scale, dq_acc, dk_acc, dv_acc, stream);
+  else if (head_dim == 64)
     backward_bf16<64, bwd_warps<64>()>(q, k, v, lse, dout, cu_seqlens, tokens, sequences, max_seqlen, heads, groups,
                                        scale, dq_acc, dk_acc, dv_acc, delta, stream);
   else

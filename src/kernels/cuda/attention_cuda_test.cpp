@@ -58,6 +58,17 @@ struct Case {
   float q_scale;  // > 1 sharpens the softmax
 };
 
+// The bf16 kernel sets this GPU runs: the portable ones, and the Hopper ones where Auto picks them.
+std::vector<cuda::AttentionKernels> kernel_sets() {
+  cuda::set_attention_kernels(cuda::AttentionKernels::Auto);
+  std::vector<cuda::AttentionKernels> sets = {cuda::AttentionKernels::Portable};
+  if (cuda::attention_kernels_in_use() == cuda::AttentionKernels::Hopper) sets.push_back(cuda::AttentionKernels::Hopper);
+  return sets;
+}
+const char* kernel_name(cuda::AttentionKernels kernels) {
+  return kernels == cuda::AttentionKernels::Hopper ? "hopper" : "portable";
+}
+
 void run_case(cuda::Precision precision, const Case& c) {
   const bool bf16 = precision == cuda::Precision::BF16;
   const int64_t H = c.heads, G = c.groups, d = c.head_dim, B = static_cast<int64_t>(c.lengths.size());
@@ -104,11 +115,12 @@ void run_case(cuda::Precision precision, const Case& c) {
   const double err_dv = relative_error(download(d_dv), ref_dv);
   std::string lengths;
   for (int64_t len : c.lengths) lengths += (lengths.empty() ? "" : ",") + std::to_string(len);
-  std::printf("attention %s H=%lld G=%lld d=%lld lengths {%s}: out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
-              bf16 ? "bf16" : "fp32", static_cast<long long>(H), static_cast<long long>(G),
+  const char* kernels = bf16 ? kernel_name(cuda::attention_kernels_in_use()) : "reference";
+  std::printf("attention %s (%s) H=%lld G=%lld d=%lld lengths {%s}: out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
+              bf16 ? "bf16" : "fp32", kernels, static_cast<long long>(H), static_cast<long long>(G),
               static_cast<long long>(d), lengths.c_str(), err_out, err_lse, err_dq, err_dk, err_dv);
   const double tol = bf16 ? 1e-2 : 1e-5;
-  INFO("attention " << (bf16 ? "bf16" : "fp32") << " H=" << H << " G=" << G << " d=" << d << " lengths {"
+  INFO("attention " << (bf16 ? "bf16" : "fp32") << " (" << kernels << ") H=" << H << " G=" << G << " d=" << d << " lengths {"
                     << lengths << "}");
   CHECK(err_out <= tol);
   CHECK(err_lse <= 1e-5);
@@ -128,9 +140,14 @@ TEST_CASE("attention forward and backward match the CPU reference (packed causal
       {12, 2, 128, {1000}, 2.0f},
       {4, 4, 64, {130, 7, 65}, 3.0f},  // plain multi-head
       {2, 1, 128, {129, 63}, 1.0f},    // multi-query
+      {6, 2, 128, {384, 255, 129}, 1.0f},  // whole and partial 128-row blocks
   };
-  for (cuda::Precision precision : {cuda::Precision::F32, cuda::Precision::BF16})
-    for (const Case& c : cases) run_case(precision, c);
+  for (const Case& c : cases) run_case(cuda::Precision::F32, c);
+  for (cuda::AttentionKernels kernels : kernel_sets()) {
+    cuda::set_attention_kernels(kernels);
+    for (const Case& c : cases) run_case(cuda::Precision::BF16, c);
+  }
+  cuda::set_attention_kernels(cuda::AttentionKernels::Auto);
   // head dims only the fp32 kernel takes
   for (const Case& c : std::vector<Case>{{3, 1, 40, {17, 0, 70}, 1.0f}, {2, 2, 256, {33, 5}, 1.0f}, {1, 1, 1, {9}, 1.0f}})
     run_case(cuda::Precision::F32, c);
@@ -162,7 +179,12 @@ TEST_CASE("attention bf16 benchmark (SLIME_ATTENTION_BENCH=1)") {
   static GpuSetup setup;
   const cuda::Precision bf16 = cuda::Precision::BF16;
   const int64_t T = 4096;
-  for (auto [H, G, d] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{12, 2, 128}, {14, 2, 64}}) {
+  std::vector<std::tuple<cuda::AttentionKernels, int64_t, int64_t, int64_t>> runs;
+  for (cuda::AttentionKernels kernels : kernel_sets())
+    for (auto [H, G, d] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{12, 2, 128}, {14, 2, 64}})
+      runs.emplace_back(kernels, H, G, d);
+  for (auto [kernels, H, G, d] : runs) {
+    cuda::set_attention_kernels(kernels);
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     Tensor q = upload(random_floats(T * H * d), bf16), k = upload(random_floats(T * G * d), bf16);
     Tensor v = upload(random_floats(T * G * d), bf16), dout = upload(random_floats(T * H * d), bf16);
@@ -198,8 +220,9 @@ TEST_CASE("attention bf16 benchmark (SLIME_ATTENTION_BENCH=1)") {
     fwd_ms /= iters;
     bwd_ms /= iters;
     const double flops = 4.0 * T * T / 2 * d * H;
-    std::printf("attention bf16 T=%lld H=%lld G=%lld d=%lld: fwd %.3f ms %.1f TFLOP/s, bwd %.3f ms %.1f TFLOP/s\n",
-                static_cast<long long>(T), static_cast<long long>(H), static_cast<long long>(G),
+    std::printf("attention bf16 (%s) T=%lld H=%lld G=%lld d=%lld: fwd %.3f ms %.1f TFLOP/s, bwd %.3f ms %.1f "
+                "TFLOP/s\n",
+                kernel_name(kernels), static_cast<long long>(T), static_cast<long long>(H), static_cast<long long>(G),
                 static_cast<long long>(d), fwd_ms, flops / fwd_ms * 1e-9, bwd_ms, 2.5 * flops / bwd_ms * 1e-9);
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
@@ -207,4 +230,5 @@ TEST_CASE("attention bf16 benchmark (SLIME_ATTENTION_BENCH=1)") {
     const std::vector<float> o = download(out);
     CHECK(std::all_of(o.begin(), o.end(), [](float x) { return std::isfinite(x); }));
   }
+  cuda::set_attention_kernels(cuda::AttentionKernels::Auto);
 }

@@ -168,8 +168,9 @@ TEST_CASE("rope forward and inverse match the CPU reference") {
 
 TEST_CASE("AdamW (multi-tensor) equals the CPU step bit for bit; sum of squares matches") {
   static GpuSetup setup;
-  const std::vector<int64_t> sizes = {1, 333, 40000, 16384};  // one tensor of several 16K-element chunks
-  const std::vector<double> decays = {0.1, 0.0, 0.1, 0.05};
+  // whole 2048-element blocks, partial last blocks, tensors smaller than a block
+  const std::vector<int64_t> sizes = {1, 333, 40000, 16384, 2048, 4099};
+  const std::vector<double> decays = {0.1, 0.0, 0.1, 0.05, 0.1, 0.0};
   train::AdamWConfig config;
   config.beta1 = 0.9;
   config.beta2 = 0.98;
@@ -189,8 +190,11 @@ TEST_CASE("AdamW (multi-tensor) equals the CPU step bit for bit; sum of squares 
     d_bf16.push_back(upload(std::vector<float>(sizes[k]), cuda::Precision::BF16));
     d_grad.push_back(upload(std::vector<float>(sizes[k]), cuda::Precision::F32));
   }
+  int64_t total = 0;
+  for (int64_t n : sizes) total += n;
   for (int64_t step = 1; step <= 3; ++step) {
     const double lr = 1e-3 * step;
+    const double clip = step == 2 ? 0.37 : 1.0;  // step 2 clips: the CPU scales the gradients first
     std::vector<std::vector<float>> grads;
     std::vector<cuda::AdamWTensor> tensors;
     double ref_sum = 0;
@@ -200,12 +204,14 @@ TEST_CASE("AdamW (multi-tensor) equals the CPU step bit for bit; sum of squares 
       cuda::copy_to_device(d_grad[k].raw(), grads[k].data(), grads[k].size() * 4);
       ref_sum += train::sum_of_squares(grads[k].data(), sizes[k]);
       cuda::sum_of_squares_accumulate(d_grad[k].data<float>(), sizes[k], static_cast<double*>(d_sum.raw()), nullptr);
-      train::adamw_step(host[k].param.data(), grads[k].data(), host[k].m.data(), host[k].v.data(), sizes[k], step,
+      std::vector<float> clipped = grads[k];
+      if (clip < 1.0) train::scale_in_place(clipped.data(), sizes[k], clip);
+      train::adamw_step(host[k].param.data(), clipped.data(), host[k].m.data(), host[k].v.data(), sizes[k], step,
                         config, lr, decays[k]);
       tensors.push_back(cuda::AdamWTensor{d_param[k].data<float>(), d_grad[k].data<float>(), d_m[k].data<float>(),
                                           d_v[k].data<float>(), d_bf16[k].raw(), sizes[k], decays[k]});
     }
-    cuda::adamw_step(tensors, step, config.beta1, config.beta2, config.eps, lr, nullptr);
+    cuda::adamw_step(tensors, step, config.beta1, config.beta2, config.eps, lr, nullptr, static_cast<float>(clip));
     cuda::synchronize();
     double gpu_sum = 0;
     cuda::copy_to_host(&gpu_sum, d_sum.raw(), sizeof gpu_sum);
@@ -221,7 +227,7 @@ TEST_CASE("AdamW (multi-tensor) equals the CPU step bit for bit; sum of squares 
       }
     }
     std::printf("adamw step %lld: %lld of %lld elements differ from the CPU; sum of squares %.17g vs %.17g\n",
-                static_cast<long long>(step), static_cast<long long>(mismatches), 1LL + 333 + 40000 + 16384, gpu_sum,
+                static_cast<long long>(step), static_cast<long long>(mismatches), static_cast<long long>(total), gpu_sum,
                 ref_sum);
     CHECK(mismatches == 0);
   }

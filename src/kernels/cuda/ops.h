@@ -44,6 +44,14 @@ void rope_apply(Precision precision, void* x, const float* cos, const float* sin
 void attention_forward(Precision precision, const void* q, const void* k, const void* v, const int* cu_seqlens,
                        int64_t tokens, int64_t sequences, int64_t max_seqlen, int64_t heads, int64_t groups,
                        int64_t head_dim, float scale, void* out, float* lse, cudaStream_t stream);
+// Which bf16 kernels attention_forward and attention_backward run. Auto: the Hopper kernels (attention_sm90.cu,
+// wgmma) on a compute-capability 9.0 GPU when the build carries them, else the portable mma.sync kernels; the
+// environment variable SLIME_ATTENTION_KERNELS=portable|hopper overrides Auto (for comparisons). Hopper where they
+// cannot run is an error at the next launch. Process-wide; set it between launches, not during them.
+enum class AttentionKernels { Auto, Portable, Hopper };
+void set_attention_kernels(AttentionKernels kernels);
+// The kernels Auto resolves to on the current device (never Auto).
+AttentionKernels attention_kernels_in_use();
 // dq [T, H, d], dk and dv [T, G, d] overwritten, from dout [T, H, d] and the forward's out and lse. Uses an internal
 // fp32 workspace (grown on demand, reused; one stream at a time).
 void attention_backward(Precision precision, const void* q, const void* k, const void* v, const void* out,
@@ -128,8 +136,10 @@ struct AdamWTensor {
   int64_t n;
   double weight_decay;  // per tensor (0 for biases and norms: train::megatron_no_weight_decay)
 };
+// grad_scale multiplies every gradient first (the clipping coefficient, applied in the same pass instead of
+// rewriting the gradients; the grads themselves are left as they are). 1 keeps them exact.
 void adamw_step(const std::vector<AdamWTensor>& tensors, int64_t step, double beta1, double beta2, double eps,
-                double lr, cudaStream_t stream);
+                double lr, cudaStream_t stream, float grad_scale = 1.0f);
 // *total (device double) += sum of x[i]^2, in double, in a fixed order (deterministic). For the gradient norm.
 void sum_of_squares_accumulate(const float* x, int64_t n, double* total, cudaStream_t stream);
 
