@@ -116,7 +116,7 @@ void CudaDecoder::refresh_compute_copy() {
                       w_.registry.numel(), nullptr);
 }
 
-void CudaDecoder::zero_grad() { w_.registry.zero_grad(); }
+void CudaDecoder::zero_grad() { w_.registry.discard_grads(); }
 
 void CudaDecoder::tp_all_reduce(void* x, int64_t elements) {
   if (tp_.single()) return;
@@ -146,7 +146,7 @@ void CudaDecoder::upload(const ParamRegistry& host) {
   refresh_compute_copy();
 }
 
-void CudaDecoder::download(ParamRegistry& host, bool grads) const {
+void CudaDecoder::download(ParamRegistry& host, bool grads) {
   SLIME_CHECK(host.numel() == w_.registry.numel(), "CudaDecoder::download: the host model has ", host.numel(),
               " parameters, this one ", w_.registry.numel());
   cuda::copy_to_host(host.flat_values().raw(), w_.registry.flat_values().raw(), host.numel() * sizeof(float));
@@ -383,26 +383,32 @@ void CudaDecoder::layer_backward(int64_t l, const void* dy, void* dx) {
   const int64_t T = T_, h = m.hidden_size, H = local_heads(), G = local_groups(), d = m.head_dim;
   const int64_t F = local_ffn(), QKV = (H + 2 * G) * d;
   const float eps = static_cast<float>(m.rms_norm_eps);
+  // Gradients may be discarded (ParamRegistry::discard_grads): GEMMs overwrite them first (beta), the other kernels
+  // add into zeroed ones.
+  ParamRegistry& reg = w_.registry;
   auto grad = [](Param* q) { return q ? q->grad.data<float>() : nullptr; };
+  auto zeroed = [&reg](Param* q) { return reg.grad_zeroed(q); };
   auto value = [](Param* q) { return q ? q->value.data<float>() : nullptr; };
 
   // MLP block: y = x_mid + fc2(swiglu(fc1(norm(x_mid)))).
   cuda::gemm(P, P, false, false, T, F, h, 1.0f, dy, wc(*p.fc2_weight), 0.0f, b.dact, nullptr);
-  cuda::gemm(P, F32, true, false, h, F, T, 1.0f, dy, a.act, 1.0f, grad(p.fc2_weight), nullptr);
+  cuda::gemm(P, F32, true, false, h, F, T, 1.0f, dy, a.act, reg.grad_beta(*p.fc2_weight), grad(p.fc2_weight), nullptr);
   cuda::profile_mark("bwd linears");
   cuda::swiglu_backward(P, a.gate_up, b.dact, b.dgate_up, T, F, nullptr);
   cuda::profile_mark("bwd swiglu");
   cuda::gemm(P, P, false, false, T, h, 2 * F, 1.0f, b.dgate_up, wc(*p.fc1_weight), 0.0f, b.dxn, nullptr);
-  cuda::gemm(P, F32, true, false, 2 * F, h, T, 1.0f, b.dgate_up, a.xn_mlp, 1.0f, grad(p.fc1_weight), nullptr);
+  cuda::gemm(P, F32, true, false, 2 * F, h, T, 1.0f, b.dgate_up, a.xn_mlp, reg.grad_beta(*p.fc1_weight),
+             grad(p.fc1_weight), nullptr);
   cuda::profile_mark("bwd linears");
   tp_all_reduce(b.dxn, T * h);  // column-parallel input gradient
-  cuda::rmsnorm_backward(P, a.x_mid, value(p.mlp_norm), a.rstd_mlp, b.dxn, b.dx_mid, grad(p.mlp_norm), T, h, nullptr);
-  cuda::add_inplace(P, b.dx_mid, dy, T * h, nullptr);
+  cuda::rmsnorm_backward(P, a.x_mid, value(p.mlp_norm), a.rstd_mlp, b.dxn, dy, b.dx_mid, zeroed(p.mlp_norm), T, h,
+                         nullptr);  // + dy: the residual branch
   cuda::profile_mark("bwd rmsnorm + residual");
 
   // Attention block: x_mid = x_in + proj(attention(qkv_forward(qkv(norm(x_in))))).
   cuda::gemm(P, P, false, false, T, H * d, h, 1.0f, b.dx_mid, wc(*p.proj_weight), 0.0f, b.dattn, nullptr);
-  cuda::gemm(P, F32, true, false, h, H * d, T, 1.0f, b.dx_mid, a.attn_out, 1.0f, grad(p.proj_weight), nullptr);
+  cuda::gemm(P, F32, true, false, h, H * d, T, 1.0f, b.dx_mid, a.attn_out, reg.grad_beta(*p.proj_weight),
+             grad(p.proj_weight), nullptr);
   cuda::profile_mark("bwd linears");
   cuda::attention_backward(P, a.q, a.k, a.v, a.attn_out, a.lse, b.dattn, b.cu_seqlens, T, B_, max_seqlen_, H, G, d,
                            1.0f / std::sqrt(static_cast<float>(d)), b.dq, b.dk, b.dv, nullptr);
@@ -410,23 +416,24 @@ void CudaDecoder::layer_backward(int64_t l, const void* dy, void* dx) {
   // QK-norm weights act on every head but a TP rank sees only its own: this batch's gradient goes to a scratch
   // pair, is summed over the group, then joins the accumulated gradient.
   const bool qk_norm_partial = p.q_norm && !tp_.single();
-  float* dq_norm = qk_norm_partial ? b.qk_norm_dw : grad(p.q_norm);
-  float* dk_norm = qk_norm_partial ? b.qk_norm_dw + d : grad(p.k_norm);
+  float* dq_norm = qk_norm_partial ? b.qk_norm_dw : zeroed(p.q_norm);
+  float* dk_norm = qk_norm_partial ? b.qk_norm_dw + d : zeroed(p.k_norm);
   if (qk_norm_partial) cuda::fill_bytes(b.qk_norm_dw, 0, 2 * d * sizeof(float));
   cuda::qkv_backward(P, cuda::QkvShape{T, H, G, d}, a.qkv, value(p.qkv_bias), value(p.q_norm), value(p.k_norm), eps,
-                     b.cos, b.sin, b.dq, b.dk, b.dv, b.dqkv, grad(p.qkv_bias), dq_norm, dk_norm, nullptr);
+                     b.cos, b.sin, b.dq, b.dk, b.dv, b.dqkv, zeroed(p.qkv_bias), dq_norm, dk_norm, nullptr);
   cuda::profile_mark("bwd qkv (bias, norm, rope)");
   if (qk_norm_partial) {
     tp_comm_->all_reduce_sum(b.qk_norm_dw, 2 * d);
-    cuda::add_inplace(F32, grad(p.q_norm), b.qk_norm_dw, d, nullptr);
-    cuda::add_inplace(F32, grad(p.k_norm), b.qk_norm_dw + d, d, nullptr);
+    cuda::add_inplace(F32, zeroed(p.q_norm), b.qk_norm_dw, d, nullptr);
+    cuda::add_inplace(F32, zeroed(p.k_norm), b.qk_norm_dw + d, d, nullptr);
   }
   cuda::gemm(P, P, false, false, T, h, QKV, 1.0f, b.dqkv, wc(*p.qkv_weight), 0.0f, b.dxn, nullptr);
-  cuda::gemm(P, F32, true, false, QKV, h, T, 1.0f, b.dqkv, a.xn_attn, 1.0f, grad(p.qkv_weight), nullptr);
+  cuda::gemm(P, F32, true, false, QKV, h, T, 1.0f, b.dqkv, a.xn_attn, reg.grad_beta(*p.qkv_weight),
+             grad(p.qkv_weight), nullptr);
   cuda::profile_mark("bwd linears");
   tp_all_reduce(b.dxn, T * h);  // column-parallel input gradient
-  cuda::rmsnorm_backward(P, a.x_in, value(p.input_norm), a.rstd_attn, b.dxn, dx, grad(p.input_norm), T, h, nullptr);
-  cuda::add_inplace(P, dx, b.dx_mid, T * h, nullptr);
+  cuda::rmsnorm_backward(P, a.x_in, value(p.input_norm), a.rstd_attn, b.dxn, b.dx_mid, dx, zeroed(p.input_norm), T,
+                         h, nullptr);  // + dx_mid: the residual branch
   cuda::profile_mark("bwd rmsnorm + residual");
 }
 
@@ -458,13 +465,14 @@ void CudaDecoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
     cuda::gemm(P, P, false, false, rows, h, V, 1.0f, b.dlogits, wc(out),
                0.0f, static_cast<char*>(dhidden) + act_bytes(r0 * h), nullptr);
     cuda::gemm(P, Precision::F32, true, false, V, h, rows, 1.0f, b.dlogits,
-               static_cast<const char*>(b.hidden) + act_bytes(r0 * h), 1.0f, out.grad.data<float>(), nullptr);
+               static_cast<const char*>(b.hidden) + act_bytes(r0 * h), w_.registry.grad_beta(out),
+               out.grad.data<float>(), nullptr);
     cuda::profile_mark("lm head + logprob");
   }
   tp_all_reduce(dhidden, T * h);  // each rank saw only its vocab slice
   void* dx = b.dres_b;
-  cuda::rmsnorm_backward(P, b.x_final, w_.final_norm->value.data<float>(), b.rstd_final, dhidden, dx,
-                         w_.final_norm->grad.data<float>(), T, h, nullptr);
+  cuda::rmsnorm_backward(P, b.x_final, w_.final_norm->value.data<float>(), b.rstd_final, dhidden, nullptr, dx,
+                         w_.registry.grad_zeroed(w_.final_norm), T, h, nullptr);
   cuda::profile_mark("bwd rmsnorm + residual");
   for (int64_t l = m.num_layers - 1; l >= 0; --l) {
     void* next = dx == b.dres_a ? b.dres_b : b.dres_a;
@@ -472,7 +480,7 @@ void CudaDecoder::backward(const Tensor& dlogprobs, const Tensor& dentropy) {
     dx = next;
   }
   cuda::embedding_backward(P, b.tokens, b.order, b.unique_starts, U_, dx, vocab_begin(), V, h,
-                           w_.embedding->grad.data<float>(), nullptr);
+                           w_.registry.grad_zeroed(w_.embedding), nullptr);
   cuda::profile_mark("embedding");
   valid_ = false;
 }

@@ -80,11 +80,12 @@ class CudaDecoder {
   // refreshes the bf16 copy.
   void upload(const ParamRegistry& host);
   // Copies the master weights (and, with grads, the gradients) into a host registry of the same model.
-  void download(ParamRegistry& host, bool grads) const;
+  void download(ParamRegistry& host, bool grads);
   // Random weights on the GPU (benchmarks): matrices N(0, stddev^2), norm weights 1, biases 0.
   void init_random(uint64_t seed, float stddev = 0.02f);
   // Re-derives the bf16 copy from the master weights (after changing them outside the optimizer).
   void refresh_compute_copy();
+  // The gradients count as zero from here (ParamRegistry::discard_grads: the next backward overwrites them).
   void zero_grad();
   // The weights as weight sync on the GPU reads them (model/device_weights.h): the bf16 copy (or, with fp32
   // activations, the master weights), the fp32 master and where its 1-D parameters lie.

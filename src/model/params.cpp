@@ -71,6 +71,36 @@ const Param* ParamRegistry::find(const std::string& name) const {
 
 void ParamRegistry::zero_grad() {
   if (allocated()) grads_.fill_zero();
+  for (Param& p : params_) p.grad_discarded = false;
+  any_discarded_ = false;
+}
+
+void ParamRegistry::discard_grads() {
+  for (Param& p : params_) p.grad_discarded = true;
+  any_discarded_ = !params_.empty();
+}
+
+float ParamRegistry::grad_beta(Param& p) {
+  if (!p.grad_discarded) return 1.0f;
+  p.grad_discarded = false;
+  return 0.0f;
+}
+
+float* ParamRegistry::grad_zeroed(Param* p) {
+  if (p == nullptr) return nullptr;
+  if (p->grad_discarded) {
+    p->grad.fill_zero();
+    p->grad_discarded = false;
+  }
+  return p->grad.data<float>();
+}
+
+Tensor& ParamRegistry::flat_grads() {
+  if (any_discarded_) {
+    for (Param& p : params_) grad_zeroed(&p);
+    any_discarded_ = false;
+  }
+  return grads_;
 }
 
 std::vector<ShardBlock> contiguous_shard(int64_t n, int rank, int parts, const std::string& what) {

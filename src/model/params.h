@@ -28,6 +28,7 @@ struct Param {
   std::string name;          // Megatron-core name
   Tensor value;              // local shard, fp32, a view into the registry's flat value buffer
   Tensor grad;               // same shape, a view into the flat gradient buffer; backward accumulates into it
+  bool grad_discarded = false;  // ParamRegistry::discard_grads: logically zero, the memory not yet cleared
   Shape global_shape;        // the full tensor (tensor-parallel size 1)
   int partition_dim = -1;    // -1: every tensor-parallel rank holds the whole tensor (e.g. norm weights)
   std::vector<ShardBlock> blocks;  // slices held along partition_dim (empty when partition_dim == -1)
@@ -56,10 +57,18 @@ class ParamRegistry {
   const std::deque<Param>& all() const { return params_; }
 
   Tensor& flat_values() { return values_; }  // [numel] fp32
-  Tensor& flat_grads() { return grads_; }
+  // The gradients, every discarded one (below) zeroed first.
+  Tensor& flat_grads();
   const Tensor& flat_values() const { return values_; }
-  const Tensor& flat_grads() const { return grads_; }
   void zero_grad();
+  // Lazy zeroing (the GPU optimizer's step ends with it): every gradient counts as zero without a pass over memory.
+  // The next backward's first writer of a gradient then overwrites it instead of adding to it: a GEMM takes
+  // grad_beta(p) as its beta (0 once, then 1); a kernel that can only add takes grad_zeroed(p), which clears that one
+  // gradient first. flat_grads() clears whatever nobody wrote. Saves a pass over the gradients per step, and the
+  // weight-gradient GEMMs' reads of the old values.
+  void discard_grads();
+  float grad_beta(Param& p);
+  float* grad_zeroed(Param* p);  // p's fp32 gradient (zeroed first if discarded); null for a null p
   int64_t numel() const { return numel_; }  // local elements
   // Elements the flat buffers hold: numel() plus the zero padding allocate() was asked for.
   int64_t capacity() const { return capacity_; }
@@ -70,6 +79,7 @@ class ParamRegistry {
   std::map<std::string, size_t> index_;
   Tensor values_, grads_;
   int64_t numel_ = 0, capacity_ = 0;
+  bool any_discarded_ = false;
 };
 
 // Shards of a global dimension of size `n` over `parts` ranks: rank r holds [r n/parts, (r+1) n/parts).

@@ -118,8 +118,7 @@ OptimizerStepResult CudaDistributedOptimizer::step(double lr, double weight_deca
       cuda::profile_mark("optimizer: all-gather");
     }
   }
-  params_.zero_grad();
-  cuda::profile_mark("optimizer: zero grads");
+  params_.discard_grads();  // the next backward overwrites them: no pass over memory here
   return result;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "core/dtype.h"
@@ -27,8 +28,11 @@ using namespace slime::cuda_test;
 
 TEST_CASE("rmsnorm forward and backward match the CPU reference") {
   static GpuSetup setup;
+  // n = 7 and fp32 n = 6000: the scalar kernels; the others the vector ones
   for (cuda::Precision precision : {cuda::Precision::F32, cuda::Precision::BF16}) {
-    for (auto [rows, n] : std::vector<std::pair<int64_t, int64_t>>{{1, 7}, {37, 896}, {513, 1536}, {64, 4096}}) {
+    for (auto [rows, n, with_residual] : std::vector<std::tuple<int64_t, int64_t, bool>>{
+             {1, 7, false}, {1, 7, true}, {37, 896, false}, {513, 1536, false}, {513, 1536, true}, {64, 4096, true},
+             {33, 6000, true}}) {
       const bool bf16 = precision == cuda::Precision::BF16;
       const double tol = bf16 ? 1e-2 : 1e-5;
       std::vector<float> x = as_stored(random_floats(rows * n, 2.0f), precision);
@@ -40,6 +44,10 @@ TEST_CASE("rmsnorm forward and backward match the CPU reference") {
       cpu::rmsnorm_forward<float>(x.data(), w.data(), eps, ref_y.data(), ref_rstd.data(), rows, n);
       cpu::rmsnorm_backward<float>(x.data(), w.data(), ref_rstd.data(), dy.data(), ref_dx.data(), ref_dw.data(), rows,
                                    n);
+      const std::vector<float> residual = as_stored(random_floats(rows * n), precision);
+      if (with_residual)
+        for (int64_t i = 0; i < rows * n; ++i) ref_dx[i] += residual[i];
+      Tensor d_residual = upload(residual, precision);
 
       Tensor dx_in = upload(x, precision), dw_in = upload(w, cuda::Precision::F32);
       Tensor d_y = upload(std::vector<float>(rows * n), precision), d_dy = upload(dy, precision);
@@ -52,14 +60,16 @@ TEST_CASE("rmsnorm forward and backward match the CPU reference") {
       cuda::rmsnorm_forward(precision, dx_in.raw(), dw_in.data<float>(), eps, d_y.raw(), d_rstd.data<float>(), rows,
                             n, nullptr);
       cuda::rmsnorm_backward(precision, dx_in.raw(), dw_in.data<float>(), d_rstd.data<float>(), d_dy.raw(),
-                             d_dx.raw(), d_dw.data<float>(), rows, n, nullptr);
+                             with_residual ? d_residual.raw() : nullptr, d_dx.raw(), d_dw.data<float>(), rows, n,
+                             nullptr);
       cuda::synchronize();
       const double err_y = relative_error(download(d_y), ref_y);
       const double err_rstd = relative_error(download(d_rstd), ref_rstd);
       const double err_dx = relative_error(download(d_dx), ref_dx);
       const double err_dw = relative_error(download(d_dw), ref_dw);
-      std::printf("rmsnorm %s [%lld, %lld]: y %.2e rstd %.2e dx %.2e dw %.2e\n", bf16 ? "bf16" : "fp32",
-                  static_cast<long long>(rows), static_cast<long long>(n), err_y, err_rstd, err_dx, err_dw);
+      std::printf("rmsnorm %s [%lld, %lld]%s: y %.2e rstd %.2e dx %.2e dw %.2e\n", bf16 ? "bf16" : "fp32",
+                  static_cast<long long>(rows), static_cast<long long>(n), with_residual ? " + residual" : "", err_y,
+                  err_rstd, err_dx, err_dw);
       CHECK(err_y <= tol);
       CHECK(err_rstd <= 1e-5);
       CHECK(err_dx <= tol);

@@ -14,9 +14,10 @@ enum class Precision { F32, BF16 };  // element type of activations (x, y, dy, d
 // rmsnorm.cu — x, y [rows, n] in `precision`; weight [n] fp32; rstd [rows] fp32.
 void rmsnorm_forward(Precision precision, const void* x, const float* weight, float eps, void* y, float* rstd,
                      int64_t rows, int64_t n, cudaStream_t stream);
-// dx [rows, n] overwritten; dweight [n] fp32 accumulated (+=), in a fixed order (deterministic).
+// dx [rows, n] overwritten (plus residual [rows, n] where given: a residual branch's gradient joins in the same
+// pass); dweight [n] fp32 accumulated (+=), in a fixed order (deterministic).
 void rmsnorm_backward(Precision precision, const void* x, const float* weight, const float* rstd, const void* dy,
-                      void* dx, float* dweight, int64_t rows, int64_t n, cudaStream_t stream);
+                      const void* residual, void* dx, float* dweight, int64_t rows, int64_t n, cudaStream_t stream);
 
 // gemm.cu — C[M, N] = alpha * op(A) @ op(B) + beta * C, row-major and contiguous like cpu::gemm: op(A) is A [M, K]
 // or, with trans_a, A^T of A stored [K, M]; likewise op(B) is B [K, N] or B^T of B stored [N, K]. A and B in `in`,
