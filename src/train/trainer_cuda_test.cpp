@@ -51,7 +51,9 @@ void check_steps(const std::vector<Metrics>& got, const std::vector<Metrics>& wa
     INFO("step " << s);
     for (const char* key : {"train/loss", "train/pg_loss", "train/kl_loss", "train/grad_norm", "train/entropy_loss"}) {
       INFO(key << ": " << got[s].at(key) << " vs " << want[s].at(key));
-      CHECK(got[s].at(key) == Approx(want[s].at(key)).epsilon(tolerance).margin(1e-7));
+      // margin: pg_loss is a difference of nearly equal sums (group-normalised advantages), ~1e-4 here, so its
+      // rounding error follows the loss scale (~0.06), not its own size
+      CHECK(got[s].at(key) == Approx(want[s].at(key)).epsilon(tolerance).margin(1e-6));
     }
   }
 }

@@ -9,17 +9,16 @@
 //   with rows padded by 16 bytes so that ldmatrix is free of bank conflicts. The softmax is online (exp2f with
 //   scale * log2 e, the row sums kept per thread and reduced once at the end). Key tiles above the diagonal are never
 //   visited; only tiles that straddle it are masked. Query blocks are launched heaviest (last) first.
-//   Backward: a preprocess kernel delta[h, t] = sum_i dout * out; then one CTA of 8 warps (d = 128; 4 for d = 64)
-//   per (key block, query head, sequence): each warp owns 16 keys and keeps their dK, dV in registers while the CTA
-//   walks the query blocks at and after the key block (Q, dO, lse, delta double-buffered by cp.async). Per query
-//   block it recomputes S^T = K Q^T and P^T = exp(scale S^T - lse), dP^T = V dO^T, dS^T = P^T (dP^T - delta),
-//   accumulates dV += P^T dO and dK += dS^T Q, and, through dS^T staged in shared memory, adds dQ += scale dS K
-//   into an fp32 workspace with atomicAdd. The per-head CTA (rather than one CTA looping over the H/G heads of a
-//   group) keeps the grid large when G is small (Qwen2.5: G = 2): the H/G heads' dK, dV are summed by atomicAdd into
-//   fp32 workspaces too. A last kernel
-//   rounds the fp32 dq, dk, dv to bf16.
+//   Backward: a preprocess kernel delta[h, t] = sum_i dout * out, which also zeroes the fp32 accumulators; then one CTA
+//   of 8 warps (d = 128; 4 for d = 64) per (key block, query head, sequence): each warp owns 16 keys and keeps their
+//   dK, dV in registers while the CTA walks the query blocks at and after the key block (Q, dO, lse, delta
+//   double-buffered by cp.async). Per query block it recomputes S^T = K Q^T and P^T = exp(scale S^T - lse), dP^T = V
+//   dO^T, dS^T = P^T (dP^T - delta), accumulates dV += P^T dO and dK += dS^T Q, and, through dS^T staged in shared
+//   memory, adds dQ += scale dS K into an fp32 workspace with atomicAdd. The per-head CTA (rather than one CTA looping
+//   over the H/G heads of a group) keeps the grid large when G is small (Qwen2.5: G = 2): the H/G heads' dK, dV are
+//   summed by atomicAdd into fp32 workspaces too. A last kernel rounds the fp32 dq, dk, dv to bf16.
 //   The workspace is a file-static device buffer grown on demand (cudaMalloc; growing synchronizes the stream once)
-//   and zeroed with cudaMemsetAsync on the caller's stream: use attention_backward from one stream at a time.
+//   and used on the caller's stream: use attention_backward from one stream at a time.
 //
 // On Hopper GPUs the bf16 forward and backward run attention_sm90.cu's warpgroup (wgmma) kernels instead, when the
 // build carries them (set_attention_kernels in ops.h chooses).
@@ -391,6 +390,39 @@ __global__ void attention_delta_kernel(const T* __restrict__ out, const T* __res
   }
 }
 
+// The bf16 backward's preprocess, a warp per (token t, head h): delta as above (8-byte loads; D a multiple of 4), and
+// the fp32 accumulators zeroed: dq_acc's row (t, h), and for h < G dk_acc's and dv_acc's row (t, h).
+__global__ void attention_delta_zero_kernel(const __nv_bfloat16* __restrict__ out,
+                                            const __nv_bfloat16* __restrict__ dout, float* __restrict__ delta,
+                                            float* __restrict__ dq_acc, float* __restrict__ dk_acc,
+                                            float* __restrict__ dv_acc, int64_t tokens, int H, int G, int D) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  if (row >= tokens * H) return;
+  const int lane = threadIdx.x & 31;
+  const int64_t t = row / H, h = row - t * H;
+  const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  float acc = 0.0f;
+  for (int i = 4 * lane; i < D; i += 128) {
+    const uint2 o = *reinterpret_cast<const uint2*>(out + row * D + i);
+    const uint2 d = *reinterpret_cast<const uint2*>(dout + row * D + i);
+    const __nv_bfloat162* o2 = reinterpret_cast<const __nv_bfloat162*>(&o);
+    const __nv_bfloat162* d2 = reinterpret_cast<const __nv_bfloat162*>(&d);
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const float2 of = __bfloat1622float2(o2[k]), df = __bfloat1622float2(d2[k]);
+      acc += df.x * of.x;
+      acc += df.y * of.y;
+    }
+    *reinterpret_cast<float4*>(dq_acc + row * D + i) = zero;
+    if (h < G) {
+      *reinterpret_cast<float4*>(dk_acc + (t * G + h) * D + i) = zero;
+      *reinterpret_cast<float4*>(dv_acc + (t * G + h) * D + i) = zero;
+    }
+  }
+  acc = warp_sum(acc);
+  if (lane == 0) delta[h * tokens + t] = acc;
+}
+
 __global__ void f32_to_bf16_kernel(const float4* __restrict__ x, __nv_bfloat162* __restrict__ y, int64_t n4) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n4;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -718,16 +750,16 @@ void attention_backward(Precision precision, const void* q, const void* k, const
     return;
   }
 
-  for (auto [name, p] : {std::pair<const char*, const void*>{"q", q}, {"k", k}, {"v", v}, {"dout", dout}})
+  for (auto [name, p] :
+       {std::pair<const char*, const void*>{"q", q}, {"k", k}, {"v", v}, {"out", out}, {"dout", dout}})
     check_aligned("attention_backward", name, p);
   float* dq_acc = ws;
   float* dk_acc = ws + q_elems;
   float* dv_acc = dk_acc + kv_elems;
-  cudaCheck(cudaMemsetAsync(ws, 0, acc_floats * sizeof(float), stream));
-  attention_delta_kernel<bf16><<<delta_blocks, kDeltaWarps * 32, 0, stream>>>(
-      static_cast<const bf16*>(out), static_cast<const bf16*>(dout), delta, tokens, static_cast<int>(heads),
-      static_cast<int>(head_dim));
-  cudaCheckLaunch("attention_delta_kernel");
+  attention_delta_zero_kernel<<<delta_blocks, kDeltaWarps * 32, 0, stream>>>(
+      static_cast<const bf16*>(out), static_cast<const bf16*>(dout), delta, dq_acc, dk_acc, dv_acc, tokens,
+      static_cast<int>(heads), static_cast<int>(groups), static_cast<int>(head_dim));
+  cudaCheckLaunch("attention_delta_zero_kernel");
   if (use_hopper())
     sm90::attention_backward(q, k, v, lse, delta, dout, cu_seqlens, tokens, sequences, max_seqlen, heads, groups,
                              head_dim, scale, dq_acc, dk_acc, dv_acc, stream);

@@ -6,7 +6,9 @@
 // Forward: one CTA per (block of 128 query rows, head, sequence); warpgroup w owns query rows 64w..64w+63. Per tile of
 // 128 keys: S = Q K^T (both K-major from shared memory), the online softmax in registers (mma.cuh's step, the
 // accumulator layout being mma.sync's), then O += P V with P straight from registers and V read MN-major. The next
-// tile's K and V load while this one computes. Query blocks are launched heaviest (last) first.
+// tile's K and V load while this one computes. Query blocks are launched heaviest (last) first. (A software-pipelined
+// variant, tile j's Q K^T issued with tile j-1's P V and its softmax overlapping that P V over three K/V stages,
+// measured 0.150 against 0.151 ms on an H100 for d = 128: not kept.)
 //
 // Backward: one CTA per (block of 128 keys, query head, sequence); warpgroup w owns keys 64w..64w+63 and keeps their
 // dK, dV accumulators (fp32, 2 x 64 registers a thread) while the CTA walks the query blocks of 64 at and after the key

@@ -1,10 +1,11 @@
 // The optimizer step on the GPU: AdamW over many tensors in one launch (multi-tensor apply), an optional bf16 copy
 // of the updated parameters for the next forward pass, and the gradients' sum of squares for the norm and clipping.
 //
-// AdamW is train/adamw.h's arithmetic (after the gradient clipping's scale, folded into the same pass), operation by operation with round-to-nearest intrinsics and no FMA
-// contraction, so the fp32 parameters and moments equal the CPU reference (compiled with -ffp-contract=off) bit
-// for bit. The sum of squares is accumulated in double in a fixed order (a fixed grid, a fixed tree per block,
-// one block for the final sum): the same gradients give the same bits on every run.
+// AdamW is train/adamw.h's arithmetic (after the gradient clipping's scale, folded into the same pass), operation by
+// operation with round-to-nearest intrinsics and no FMA contraction, so the fp32 parameters and moments equal the CPU
+// reference (compiled with -ffp-contract=off) bit for bit. The sum of squares is accumulated in double in a fixed order
+// (a fixed grid, a fixed tree per block, one block for the final sum): the same gradients give the same bits on every
+// run.
 #include <cmath>
 #include <cstdint>
 #include <vector>
