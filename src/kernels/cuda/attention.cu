@@ -144,22 +144,8 @@ __global__ void __launch_bounds__(WARPS * 32)
     __syncthreads();  // every warp is done with sV
   }
 
-#pragma unroll
-  for (int rh = 0; rh < 2; ++rh) {
-    float sum = l[rh];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    const int row = row_base + rh * 8;
-    if (row < len) {
-      bf16* orow = out + (static_cast<int64_t>(start + row) * H + h) * D + 2 * (lane & 3);
-#pragma unroll
-      for (int n = 0; n < D / 8; ++n)
-        *reinterpret_cast<__nv_bfloat162*>(orow + n * 8) =
-            __floats2bfloat162_rn(o[n][2 * rh] * inv, o[n][2 * rh + 1] * inv);
-      if ((lane & 3) == 0) lse[static_cast<int64_t>(h) * T + start + row] = m[rh] * scale + logf(sum);
-    }
-  }
+  store_attention_rows<D>(o, m, l, out + (static_cast<int64_t>(start) * H + h) * D, q_stride,
+                          lse + static_cast<int64_t>(h) * T + start, row_base, len, scale, lane);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -342,34 +328,15 @@ __global__ void __launch_bounds__(WARPS * 32)
           mma_bf16(dqa[2 * dn + 1], a, kf[2], kf[3]);
         }
       }
-#pragma unroll
-      for (int rh = 0; rh < 2; ++rh) {
-        const int query = q0 + mt * 16 + (lane >> 2) + rh * 8;
-        if (query < len) {
-          float* dst = dq_acc + (static_cast<int64_t>(start + query) * H + h) * D + dpart * kDW + 2 * (lane & 3);
-#pragma unroll
-          for (int n = 0; n < kDW / 8; ++n)
-            atomicAdd(reinterpret_cast<float2*>(dst + n * 8),
-                      make_float2(scale * dqa[n][2 * rh], scale * dqa[n][2 * rh + 1]));
-        }
-      }
+      atomic_add_rows<kDW>(dq_acc + (static_cast<int64_t>(start) * H + h) * D + dpart * kDW, q_stride, dqa, scale,
+                           q0 + mt * 16 + (lane >> 2), len, lane);
     }
     __syncthreads();  // sdS and this stage's buffers are free again
   }
 
-#pragma unroll
-  for (int rh = 0; rh < 2; ++rh) {
-    const int key = key_base + rh * 8;
-    if (key < len) {
-      const int64_t offset = (static_cast<int64_t>(start + key) * G + g) * D + 2 * (lane & 3);
-#pragma unroll
-      for (int n = 0; n < D / 8; ++n) {
-        atomicAdd(reinterpret_cast<float2*>(dk_acc + offset + n * 8),
-                  make_float2(scale * dk[n][2 * rh], scale * dk[n][2 * rh + 1]));
-        atomicAdd(reinterpret_cast<float2*>(dv_acc + offset + n * 8), make_float2(dv[n][2 * rh], dv[n][2 * rh + 1]));
-      }
-    }
-  }
+  const int64_t kv0 = (static_cast<int64_t>(start) * G + g) * D;
+  atomic_add_rows<D>(dk_acc + kv0, kv_stride, dk, scale, key_base, len, lane);
+  atomic_add_rows<D>(dv_acc + kv0, kv_stride, dv, 1.0f, key_base, len, lane);
 }
 
 // delta[h, t] = sum_i dout[t, h, i] * out[t, h, i] in fp32; one warp per (t, h).

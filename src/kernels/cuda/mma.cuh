@@ -138,6 +138,47 @@ __device__ __forceinline__ void pv_accumulate(float (&o)[D / 8][4], const float 
   }
 }
 
+// The forward's last step for this thread's two rows, row_base and row_base + 8 (row_base = the warp's first row +
+// lane / 4): O / l rounded to bf16 into out + row * stride (D columns), and lse[row] = m scale + log l; rows >= valid
+// are skipped. l is this thread's partial row sum (online_softmax_step's), reduced here over the row's four lanes.
+template <int D>
+__device__ __forceinline__ void store_attention_rows(const float (&o)[D / 8][4], const float (&m)[2],
+                                                     const float (&l)[2], __nv_bfloat16* out, int64_t stride,
+                                                     float* lse, int row_base, int valid, float scale, int lane) {
+#pragma unroll
+  for (int rh = 0; rh < 2; ++rh) {
+    float sum = l[rh];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const int row = row_base + rh * 8;
+    if (row < valid) {
+      __nv_bfloat16* orow = out + row * stride + 2 * (lane & 3);
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n)
+        *reinterpret_cast<__nv_bfloat162*>(orow + n * 8) =
+            __floats2bfloat162_rn(o[n][2 * rh] * inv, o[n][2 * rh + 1] * inv);
+      if ((lane & 3) == 0) lse[row] = m[rh] * scale + logf(sum);
+    }
+  }
+}
+
+// scale times this thread's two rows (row_base and row_base + 8, as above) of a block of COLS / 8 m16n8 accumulator
+// tiles, added into the fp32 rows dst + row * stride with float2 atomics; rows >= valid are skipped.
+template <int COLS>
+__device__ __forceinline__ void atomic_add_rows(float* dst, int64_t stride, const float (&acc)[COLS / 8][4],
+                                                float scale, int row_base, int valid, int lane) {
+#pragma unroll
+  for (int rh = 0; rh < 2; ++rh) {
+    const int row = row_base + rh * 8;
+    if (row >= valid) continue;
+    float* p = dst + row * stride + 2 * (lane & 3);
+#pragma unroll
+    for (int n = 0; n < COLS / 8; ++n)
+      atomicAdd(reinterpret_cast<float2*>(p + n * 8), make_float2(scale * acc[n][2 * rh], scale * acc[n][2 * rh + 1]));
+  }
+}
+
 __device__ __forceinline__ float warp_max(float v) {
   for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
   return v;
