@@ -196,11 +196,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int64_t offset = (static_cast<int64_t>(start + q0) * H + h) * D;
     load_swizzled_async<D, kBq, kThreads>(sQ + stage * P::kQBytes, q, q + offset, q_stride, len - q0, tid);
     load_swizzled_async<D, kBq, kThreads>(sdO + stage * P::kQBytes, dout, dout + offset, q_stride, len - q0, tid);
-    if (tid < kBq) {
-      const bool ok = q0 + tid < len;
-      cp_async_4(sL + stage * kBq + tid, ok ? lse_h + q0 + tid : lse, ok);
-      cp_async_4(sD + stage * kBq + tid, ok ? delta_h + q0 + tid : delta, ok);
-    }
+    load_row_stats_async<kBq>(sL + stage * kBq, sD + stage * kBq, lse_h, delta_h, q0, len, tid);
   };
   load_queries(i_first, 0);
   cp_async_commit();

@@ -24,6 +24,17 @@ __device__ __forceinline__ void cp_async_4(void* smem, const void* gmem, bool va
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem),
                "r"(valid ? 4 : 0));
 }
+// The backward's per-query statistics of rows q0 .. q0 + ROWS - 1 (lse and delta, fp32, rows >= valid zero-filled)
+// into sL[ROWS], sD[ROWS] by cp.async, one thread per row (tid < ROWS).
+template <int ROWS>
+__device__ __forceinline__ void load_row_stats_async(float* sL, float* sD, const float* lse, const float* delta,
+                                                     int q0, int valid, int tid) {
+  if (tid >= ROWS) return;
+  const bool ok = q0 + tid < valid;
+  cp_async_4(sL + tid, ok ? lse + q0 + tid : lse, ok);
+  cp_async_4(sD + tid, ok ? delta + q0 + tid : delta, ok);
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
