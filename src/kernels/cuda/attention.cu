@@ -42,24 +42,17 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kKeyTile = 64;      // keys per tile (forward)
 constexpr int kFwdWarps = 4;      // forward: 16 query rows per warp, 64 per CTA
 
-// ROWS rows of D bf16 (global row stride `stride` elements, from `src`) into shared memory rows of D + 8 elements;
-// rows >= valid are zero-filled (`base` is any valid global address, given to the zero-filling copies).
+// ROWS rows of D bf16 (global row stride `stride` elements, from `src`) into shared memory rows of D + 8 elements
+// (the padding keeps ldmatrix free of bank conflicts); rows >= valid are zero-filled.
 template <int D, int ROWS, int THREADS>
 __device__ __forceinline__ void load_rows_async(bf16* dst, const bf16* base, const bf16* src, int64_t stride,
                                                 int valid, int tid) {
-  constexpr int kChunks = D / 8;  // 16-byte chunks per row
-  static_assert((ROWS * kChunks) % THREADS == 0, "tile load must divide evenly among the threads");
-#pragma unroll
-  for (int it = 0; it < ROWS * kChunks / THREADS; ++it) {
-    const int i = it * THREADS + tid;
-    const int r = i / kChunks, c = i % kChunks;
-    const bool ok = r < valid;
-    cp_async_16(dst + r * (D + 8) + c * 8, ok ? src + r * stride + c * 8 : base, ok);
-  }
+  load_tile_async<D, ROWS, THREADS>(
+      reinterpret_cast<unsigned char*>(dst), [](int r, int c) { return (r * (D + 8) + c * 8) * 2; }, base, src, stride,
+      valid, tid);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -335,17 +328,16 @@ __global__ void __launch_bounds__(WARPS * 32)
   atomic_add_rows<D>(dv_acc + kv0, kv_stride, dv, 1.0f, key_base, len, lane);
 }
 
-// delta[h, t] = sum_i dout[t, h, i] * out[t, h, i] in fp32; one warp per (t, h).
-template <class T>
-__global__ void attention_delta_kernel(const T* __restrict__ out, const T* __restrict__ dout,
+// The fp32 backward's delta[h, t] = sum_i dout[t, h, i] * out[t, h, i]; one warp per (t, h).
+__global__ void attention_delta_kernel(const float* __restrict__ out, const float* __restrict__ dout,
                                        float* __restrict__ delta, int64_t tokens, int H, int D) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   if (row >= tokens * H) return;
   const int lane = threadIdx.x & 31;
-  const T* o = out + row * D;
-  const T* d = dout + row * D;
+  const float* o = out + row * D;
+  const float* d = dout + row * D;
   float acc = 0.0f;
-  for (int i = lane; i < D; i += 32) acc += to_float(d[i]) * to_float(o[i]);
+  for (int i = lane; i < D; i += 32) acc += d[i] * o[i];
   acc = warp_sum(acc);
   if (lane == 0) {
     const int64_t t = row / H, h = row - t * H;
@@ -616,6 +608,24 @@ dim3 f32_grid(int64_t max_seqlen, int64_t heads, int64_t sequences) {
 
 std::atomic<AttentionKernels> g_kernels{AttentionKernels::Auto};
 
+// Whether the current device has compute capability 9.0, looked up once per device (attention calls ask every time).
+bool device_is_sm90() {
+  constexpr int kDevices = 64;
+  static std::atomic<int> known[kDevices] = {};  // 0 not asked yet, 1 yes, 2 no
+  int device = 0;
+  cudaCheck(cudaGetDevice(&device));
+  if (device >= kDevices) return false;
+  int state = known[device].load(std::memory_order_relaxed);
+  if (state == 0) {
+    int major = 0, minor = 0;
+    cudaCheck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    cudaCheck(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    state = major == 9 && minor == 0 ? 1 : 2;
+    known[device].store(state, std::memory_order_relaxed);
+  }
+  return state == 1;
+}
+
 // Auto's choice: the environment's override, else Hopper on a compute-capability 9.0 device of a build that has them.
 AttentionKernels resolve_auto() {
   static const AttentionKernels from_env = [] {
@@ -626,12 +636,7 @@ AttentionKernels resolve_auto() {
     throw_error(cat("SLIME_ATTENTION_KERNELS=", env, ": expected portable or hopper"));
   }();
   if (from_env != AttentionKernels::Auto) return from_env;
-  if (!sm90::built()) return AttentionKernels::Portable;
-  int device = 0, major = 0, minor = 0;
-  cudaCheck(cudaGetDevice(&device));
-  cudaCheck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  cudaCheck(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  return major == 9 && minor == 0 ? AttentionKernels::Hopper : AttentionKernels::Portable;
+  return sm90::built() && device_is_sm90() ? AttentionKernels::Hopper : AttentionKernels::Portable;
 }
 
 bool use_hopper() {
@@ -693,7 +698,7 @@ void attention_backward(Precision precision, const void* q, const void* k, const
   constexpr int kDeltaWarps = 8;
   const unsigned delta_blocks = static_cast<unsigned>((tokens * heads + kDeltaWarps - 1) / kDeltaWarps);
   if (!bf16_path) {
-    attention_delta_kernel<float><<<delta_blocks, kDeltaWarps * 32, 0, stream>>>(
+    attention_delta_kernel<<<delta_blocks, kDeltaWarps * 32, 0, stream>>>(
         static_cast<const float*>(out), static_cast<const float*>(dout), delta, tokens, static_cast<int>(heads),
         static_cast<int>(head_dim));
     cudaCheckLaunch("attention_delta_kernel");

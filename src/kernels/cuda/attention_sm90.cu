@@ -21,7 +21,6 @@
 // keys for the whole head dimension, a warpgroup barrier instead of the CTA's but twice the atomics, 0.581 against
 // 0.456 ms for d = 128.)
 // The H/G query heads of a KV group add their dK, dV into fp32 workspaces the same way (attention.cu rounds to bf16).
-#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cuda/attention_sm90.h"
@@ -39,7 +38,6 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kThreads = 256;  // two warpgroups
 
 __device__ __forceinline__ unsigned char* align_1024(unsigned char* p) {
@@ -307,21 +305,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   atomic_add_rows<D>(dv_acc + kv0, kv_stride, dv, 1.0f, key_base, len, lane);
 }
 
-template <auto Kernel>
-void allow_smem(int bytes) {
-  static const bool configured = [bytes] {
-    cudaCheck(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    return true;
-  }();
-  (void)configured;
-}
-
 template <int D>
 void forward(const void* q, const void* k, const void* v, const int* cu_seqlens, int64_t tokens, int64_t sequences,
              int64_t max_seqlen, int64_t heads, int64_t groups, float scale, void* out, float* lse,
              cudaStream_t stream) {
   constexpr auto kernel = attention_forward_kernel<D>;
-  allow_smem<kernel>(Fwd<D>::kSmem);
+  allow_dynamic_smem<kernel>(Fwd<D>::kSmem);
   const int64_t qblocks = (max_seqlen + Fwd<D>::kBr - 1) / Fwd<D>::kBr;
   SLIME_CHECK(qblocks <= 65535, "attention_forward: max_seqlen ", max_seqlen, " too long");
   const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(qblocks), static_cast<unsigned>(sequences));
@@ -336,7 +325,7 @@ void backward(const void* q, const void* k, const void* v, const float* lse, con
               const int* cu_seqlens, int64_t tokens, int64_t sequences, int64_t max_seqlen, int64_t heads,
               int64_t groups, float scale, float* dq_acc, float* dk_acc, float* dv_acc, cudaStream_t stream) {
   constexpr auto kernel = attention_backward_kernel<D>;
-  allow_smem<kernel>(Bwd<D>::kSmem);
+  allow_dynamic_smem<kernel>(Bwd<D>::kSmem);
   const int64_t kblocks = (max_seqlen + Bwd<D>::kBc - 1) / Bwd<D>::kBc;
   SLIME_CHECK(kblocks <= 65535, "attention_backward: max_seqlen ", max_seqlen, " too long");
   const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(kblocks), static_cast<unsigned>(sequences));

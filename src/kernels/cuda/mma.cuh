@@ -1,7 +1,8 @@
-// Tensor-core building blocks shared by the attention kernels (attention.cu, paged_attention.cu): cp.async copies
-// into shared memory, ldmatrix, the m16n8k16 bf16 mma with fp32 accumulation and its fragment layouts, the
-// FlashAttention-2 inner steps (S = Q K^T, the online softmax, O += P V), and the opt-in to more than 48 KB of
-// dynamic shared memory. Device code: include from .cu files only.
+// Tensor-core building blocks shared by the attention kernels (attention.cu, attention_sm90.cu, paged_attention.cu):
+// cp.async copies and tile loads into shared memory, ldmatrix, the m16n8k16 bf16 mma with fp32 accumulation and its
+// fragment layouts, the FlashAttention-2 inner steps (S = Q K^T, the online softmax, O += P V), the epilogues that
+// write a fragment's rows out, and the opt-in to more than 48 KB of dynamic shared memory. Device code: include from
+// .cu files only.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -10,6 +11,8 @@
 #include "kernels/cuda/common.cuh"
 
 namespace slime::cuda {
+
+constexpr float kLog2e = 1.4426950408889634f;  // exp(x) = exp2(x log2 e)
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -33,6 +36,23 @@ __device__ __forceinline__ void load_row_stats_async(float* sL, float* sD, const
   const bool ok = q0 + tid < valid;
   cp_async_4(sL + tid, ok ? lse + q0 + tid : lse, ok);
   cp_async_4(sD + tid, ok ? delta + q0 + tid : delta, ok);
+}
+
+// ROWS rows of COLS bf16 (global row stride `stride` elements, from `src`) into a shared-memory tile by cp.async,
+// 16 bytes at a time; chunk c (0 .. COLS / 8 - 1) of row r goes to tile + byte_offset(r, c) (the tile's layout).
+// Rows >= valid are zero-filled (`base` is any valid global address, given to the zero-filling copies).
+template <int COLS, int ROWS, int THREADS, class ByteOffset>
+__device__ __forceinline__ void load_tile_async(unsigned char* tile, ByteOffset byte_offset, const __nv_bfloat16* base,
+                                                const __nv_bfloat16* src, int64_t stride, int valid, int tid) {
+  constexpr int kChunks = COLS / 8;
+  static_assert((ROWS * kChunks) % THREADS == 0, "tile load must divide evenly among the threads");
+#pragma unroll
+  for (int it = 0; it < ROWS * kChunks / THREADS; ++it) {
+    const int i = it * THREADS + tid;
+    const int r = i / kChunks, c = i % kChunks;
+    const bool ok = r < valid;
+    cp_async_16(tile + byte_offset(r, c), ok ? src + r * stride + c * 8 : base, ok);
+  }
 }
 
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }

@@ -51,7 +51,7 @@ void attention_forward(Precision precision, const void* q, const void* k, const 
 // cannot run is an error at the next launch. Process-wide; set it between launches, not during them.
 enum class AttentionKernels { Auto, Portable, Hopper };
 void set_attention_kernels(AttentionKernels kernels);
-// The kernels Auto resolves to on the current device (never Auto).
+// The kernels the next bf16 launch on the current device runs: the set chosen, or what Auto resolves to (never Auto).
 AttentionKernels attention_kernels_in_use();
 // dq [T, H, d], dk and dv [T, G, d] overwritten, from dout [T, H, d] and the forward's out and lse. Uses an internal
 // fp32 workspace (grown on demand, reused; one stream at a time).

@@ -48,7 +48,6 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kThreads = 128;         // 4 warps per CTA of the bf16 kernel and the merge kernel
 constexpr int kKeyTile = 64;          // cached positions per shared-memory tile
 constexpr int kMaxTilesPerSplit = 16;  // a split covers at most 1024 positions

@@ -2,8 +2,8 @@
 // column reduction in two passes (row chunks, then the chunks) in a fixed order, so it is deterministic (no atomics).
 //
 // Rows of up to 8192 bf16 (4096 fp32) elements in multiples of 16 bytes take the vector kernels: each thread holds
-// 16 bytes of a row in registers, so x and dy are read once. The backward is one pass over a chunk of kRowsPerChunk
-// rows per block: per row the dot product (a block reduction), dx (plus an optional residual gradient, saving the
+// 16 bytes of a row in registers, so x and dy are read once. The backward is one pass over a chunk of
+// kVecRowsPerChunk rows per block: per row the dot product (a block reduction), dx (plus an optional residual gradient, saving the
 // separate add) and this thread's columns' weight-gradient partials, written per chunk at the end. Other shapes
 // take the scalar kernels (a block per row; a column pass for the weight gradient).
 #include "kernels/cuda/common.cuh"
@@ -49,8 +49,9 @@ __device__ __forceinline__ void store_vec(T* p, const float (&v)[kVec<T>]) {
   *reinterpret_cast<uint4*>(p) = raw;
 }
 
-// Sum over the block (blockDim.x a multiple of 32) in a fixed order; red is [2][32] shared floats used alternately
-// by consecutive calls (parity), so one barrier per call suffices.
+// Sum over the block (blockDim.x a multiple of 32) in a fixed order, for a loop of reductions: red is [2][32] shared
+// floats used alternately by consecutive calls (parity), so one barrier per call suffices (common.cuh's block_sum
+// takes two).
 __device__ __forceinline__ float block_sum_alternating(float v, float (*red)[32], int parity) {
   v = warp_sum(v);
   if ((threadIdx.x & 31) == 0) red[parity][threadIdx.x >> 5] = v;
@@ -65,7 +66,6 @@ template <class T>
 __global__ void rmsnorm_forward_vec_kernel(const T* __restrict__ x, const float* __restrict__ weight, float eps,
                                            T* __restrict__ y, float* __restrict__ rstd, int64_t n) {
   constexpr int V = kVec<T>;
-  __shared__ float red[2][32];
   const int64_t row = blockIdx.x, c0 = static_cast<int64_t>(threadIdx.x) * V;
   const bool active = c0 < n;
   float xv[V] = {};
@@ -73,7 +73,7 @@ __global__ void rmsnorm_forward_vec_kernel(const T* __restrict__ x, const float*
   float sum_sq = 0.0f;
 #pragma unroll
   for (int i = 0; i < V; ++i) sum_sq += xv[i] * xv[i];
-  const float inv = rsqrtf(block_sum_alternating(sum_sq, red, 0) / static_cast<float>(n) + eps);
+  const float inv = rsqrtf(block_sum(sum_sq) / static_cast<float>(n) + eps);
   if (threadIdx.x == 0) rstd[row] = inv;
   if (!active) return;
   float out[V];

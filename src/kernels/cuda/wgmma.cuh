@@ -30,19 +30,12 @@ __device__ __forceinline__ int swizzled_offset(int r, int chunk) {
 }
 
 // ROWS rows of COLS bf16 (global row stride `stride` elements, from `src`) into a swizzled tile by cp.async; rows >=
-// valid are zero-filled (`base` is any valid global address, given to the zero-filling copies).
+// valid are zero-filled.
 template <int COLS, int ROWS, int THREADS>
 __device__ __forceinline__ void load_swizzled_async(unsigned char* tile, const __nv_bfloat16* base,
                                                     const __nv_bfloat16* src, int64_t stride, int valid, int tid) {
-  constexpr int kChunks = COLS / 8;
-  static_assert((ROWS * kChunks) % THREADS == 0, "tile load must divide evenly among the threads");
-#pragma unroll
-  for (int it = 0; it < ROWS * kChunks / THREADS; ++it) {
-    const int i = it * THREADS + tid;
-    const int r = i / kChunks, c = i % kChunks;
-    const bool ok = r < valid;
-    cp_async_16(tile + swizzled_offset<ROWS>(r, c), ok ? src + r * stride + c * 8 : base, ok);
-  }
+  load_tile_async<COLS, ROWS, THREADS>(tile, [](int r, int c) { return swizzled_offset<ROWS>(r, c); }, base, src,
+                                       stride, valid, tid);
 }
 
 // Matrix descriptor of a swizzled-tile operand starting at p: lbo = bytes between 64-column panels (MN-major
