@@ -29,7 +29,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
+#include <string>
 #include <utility>
 
 #include "kernels/cuda/attention_sm90.h"
@@ -630,10 +630,7 @@ bool device_is_sm90() {
 AttentionKernels resolve_auto() {
   static const AttentionKernels from_env = [] {
     const char* env = std::getenv("SLIME_ATTENTION_KERNELS");
-    if (!env || !*env) return AttentionKernels::Auto;
-    if (std::strcmp(env, "portable") == 0) return AttentionKernels::Portable;
-    if (std::strcmp(env, "hopper") == 0) return AttentionKernels::Hopper;
-    throw_error(cat("SLIME_ATTENTION_KERNELS=", env, ": expected portable or hopper"));
+    return parse_attention_kernels(env ? env : "");
   }();
   if (from_env != AttentionKernels::Auto) return from_env;
   return sm90::built() && device_is_sm90() ? AttentionKernels::Hopper : AttentionKernels::Portable;
@@ -645,6 +642,13 @@ bool use_hopper() {
 }
 
 }  // namespace
+
+AttentionKernels parse_attention_kernels(const std::string& text) {
+  if (text.empty()) return AttentionKernels::Auto;
+  if (text == "portable") return AttentionKernels::Portable;
+  if (text == "hopper") return AttentionKernels::Hopper;
+  throw_error(cat("SLIME_ATTENTION_KERNELS=", text, ": expected portable or hopper (or unset)"));
+}
 
 void set_attention_kernels(AttentionKernels kernels) { g_kernels.store(kernels, std::memory_order_relaxed); }
 

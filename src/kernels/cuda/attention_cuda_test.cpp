@@ -153,6 +153,14 @@ TEST_CASE("attention forward and backward match the CPU reference (packed causal
     run_case(cuda::Precision::F32, c);
 }
 
+TEST_CASE("SLIME_ATTENTION_KERNELS takes portable or hopper and names a bad value") {
+  CHECK(cuda::parse_attention_kernels("") == cuda::AttentionKernels::Auto);
+  CHECK(cuda::parse_attention_kernels("portable") == cuda::AttentionKernels::Portable);
+  CHECK(cuda::parse_attention_kernels("hopper") == cuda::AttentionKernels::Hopper);
+  CHECK_THROWS_WITH(cuda::parse_attention_kernels("wgmma"),
+                    Catch::Contains("SLIME_ATTENTION_KERNELS=wgmma: expected portable or hopper"));
+}
+
 TEST_CASE("attention rejects shapes its kernels do not take") {
   static GpuSetup setup;
   const int* cu = nullptr;  // never read: the checks come first

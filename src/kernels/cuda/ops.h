@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 typedef struct CUstream_st* cudaStream_t;
@@ -51,6 +52,8 @@ void attention_forward(Precision precision, const void* q, const void* k, const 
 // cannot run is an error at the next launch. Process-wide; set it between launches, not during them.
 enum class AttentionKernels { Auto, Portable, Hopper };
 void set_attention_kernels(AttentionKernels kernels);
+// SLIME_ATTENTION_KERNELS's value: "" -> Auto, "portable", "hopper"; anything else is an error naming it.
+AttentionKernels parse_attention_kernels(const std::string& text);
 // The kernels the next bf16 launch on the current device runs: the set chosen, or what Auto resolves to (never Auto).
 AttentionKernels attention_kernels_in_use();
 // dq [T, H, d], dk and dv [T, G, d] overwritten, from dout [T, H, d] and the forward's out and lse. Uses an internal
